@@ -1,0 +1,1 @@
+"""Cloud Run logs: sources, normalization, analysis."""
