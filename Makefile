@@ -16,14 +16,22 @@ help:  ## list the targets
 env: $(STAMP)  ## create .venv and install the package, its dependencies and the kernel
 
 $(STAMP): pyproject.toml constraints.txt
+	@command -v nginx >/dev/null || command -v /usr/sbin/nginx >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (uvs-analysis)" >/dev/null
 	@touch $@
 
+DEMO_OUT := outputs/demo
+
 demo: $(STAMP)  ## run the main job on the embedded default (no cloud account)
-	$(BIN)/uvs-analysis demo
+	@mkdir -p $(DEMO_OUT)
+	$(BIN)/papermill notebooks/01_cloud_run_logs.ipynb $(DEMO_OUT)/01_cloud_run_logs.ipynb \
+		-f params/demo_logs.yaml --cwd notebooks -k $(KERNEL) --no-progress-bar
+	$(BIN)/jupyter nbconvert --to html --no-input --log-level WARN $(DEMO_OUT)/01_cloud_run_logs.ipynb
+	@echo "Result: $(DEMO_OUT)/01_cloud_run_logs.html (executed notebook: $(DEMO_OUT)/01_cloud_run_logs.ipynb)"
 
 test: $(STAMP)  ## the whole suite: package tests, notebooks (nbval), lint and types
 	$(BIN)/ruff check uvs_analysis tests benchmarks

@@ -21,6 +21,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: Modules that each register one command, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "uvs_analysis.logs.cli",
 )
 
 

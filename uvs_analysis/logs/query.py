@@ -17,7 +17,7 @@ import pandas as pd
 from uvs_analysis.errors import UsageError
 from uvs_analysis.logs.schema import LOG_IDS, SEVERITIES
 
-__all__ = ["DEFAULT_LOG_KINDS", "LogQuery", "parse_time", "rfc3339"]
+__all__ = ["DEFAULT_LOG_KINDS", "LogQuery", "parse_time", "query_for", "rfc3339"]
 
 DEFAULT_LOG_KINDS: tuple[str, ...] = ("request", "stdout", "stderr", "system")
 _LOG_ID_BY_KIND = {kind: log_id for log_id, kind in LOG_IDS.items()}
@@ -35,7 +35,7 @@ def parse_time(value: str | datetime, *, name: str = "time") -> datetime:
                 f"{name} {value!r} is not a time",
                 expected="an ISO-8601 time such as 2025-09-10T21:30:00Z",
             ) from exc
-    if ts is pd.NaT:
+    if pd.isna(ts):
         raise UsageError(f"{name} is empty", expected="an ISO-8601 time")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     result: datetime = ts.to_pydatetime()
@@ -138,3 +138,55 @@ class LogQuery:
 
 def _quote(value: str) -> str:
     return json.dumps(value)
+
+
+#: The window used for a file when the user gives none: everything a log export can hold.
+WHOLE_FILE_START = "1970-01-01T00:00:00Z"
+WHOLE_FILE_END = "2100-01-01T00:00:00Z"
+
+
+def query_for(
+    source: str,
+    *,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    service: str | None = None,
+    revision: str | None = None,
+    region: str | None = None,
+    severity: str | None = None,
+    log_kinds: tuple[str, ...] | list[str] | None = None,
+    extra_filter: str | None = None,
+) -> LogQuery | None:
+    """The query for a source string, from user-facing parameters ('' means unset).
+
+    Cloud Logging needs an explicit window; a file needs none (None is returned when no
+    parameter narrows it, so the whole file loads).
+    """
+    cloud = source.strip().startswith("cloudlogging://")
+    given = {
+        "service": service or None,
+        "revision": revision or None,
+        "region": region or None,
+        "severity": severity or None,
+        "extra_filter": extra_filter or None,
+    }
+    kinds = tuple(log_kinds) if log_kinds else DEFAULT_LOG_KINDS
+    if cloud:
+        if not start or not end:
+            raise UsageError(
+                "a Cloud Logging pull needs both start and end",
+                expected="an explicit window such as --start 2025-09-10T21:00:00Z "
+                "--end 2025-09-10T23:00:00Z (the client otherwise adds a silent 24-hour one)",
+            )
+        project = source.strip()[len("cloudlogging://") :].split("?", 1)[0].strip("/")
+        return LogQuery(project=project, start=start, end=end, log_kinds=kinds, **given)  # type: ignore[arg-type]
+    narrowed = any(given.values()) or start or end or set(kinds) != set(DEFAULT_LOG_KINDS)
+    if not narrowed:
+        return None
+    return LogQuery(
+        project="local",
+        start=start or WHOLE_FILE_START,  # type: ignore[arg-type]
+        end=end or WHOLE_FILE_END,  # type: ignore[arg-type]
+        log_kinds=kinds,
+        **given,  # type: ignore[arg-type]
+    )
