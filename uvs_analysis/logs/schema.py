@@ -32,7 +32,7 @@ COLUMNS: Final = MappingProxyType(
     {
         "timestamp": (TS, "when the event happened (LogEntry.timestamp, else the payload's own)"),
         "receive_timestamp": (TS, "when Cloud Logging received it (receiveTimestamp)"),
-        "severity": (STR, "DEFAULT, DEBUG, INFO, NOTICE, WARNING, ERROR, CRITICAL, ALERT, EMERGENCY"),
+        "severity": (STR, "LogSeverity name: DEFAULT, DEBUG, INFO ... ERROR, CRITICAL, EMERGENCY"),
         "severity_inferred": ("bool", "True when severity was inferred from the text (stderr)"),
         "log_kind": (STR, "request, stdout, stderr, system or other (from logName)"),
         "log_name": (STR, "the full logName, URL-decoded"),
