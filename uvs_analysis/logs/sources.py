@@ -65,7 +65,7 @@ def open_source(spec: str, *, checkpoint_dir: Path | None = None) -> LogSource:
         except ValueError as exc:
             raise BadInputError(
                 f"rpm={params['rpm']!r} in {spec!r} is not a number",
-                expected="requests per minute such as 55",
+                expected="requests per minute such as 58",
             ) from exc
         return CloudLoggingSource(
             parts.netloc,

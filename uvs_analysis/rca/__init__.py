@@ -1,0 +1,1 @@
+"""Root-cause analysis: evidence, rules and the five-whys tree."""
