@@ -314,6 +314,8 @@ class CloudLoggingSource:
         from requests import exceptions as rexc
 
         connection = self._client_connection()
+        broken = (rexc.ConnectionError, rexc.Timeout, rexc.ChunkedEncodingError,
+                   rexc.ContentDecodingError)
         attempt = 0
         while True:
             limiter.acquire()
@@ -350,7 +352,7 @@ class CloudLoggingSource:
                     expected="a valid Logging query language filter",
                     hint="fix the extra filter clause (the rest is generated from the query)",
                 ) from exc
-            except (gexc.GoogleAPICallError, rexc.ConnectionError, rexc.Timeout) as exc:
+            except (gexc.GoogleAPICallError, *broken) as exc:
                 status = getattr(exc, "code", None)
                 retriable = not isinstance(exc, gexc.GoogleAPICallError) or (
                     status in _RETRIED_STATUS
