@@ -6,6 +6,7 @@ generated filter, pages, enforces the read quota and injects faults.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -148,13 +149,14 @@ def test_an_interrupted_pull_resumes_from_the_last_page_token(
 
 
 def test_pacing_stays_under_the_read_quota(fake_time: FakeTime) -> None:
-    """At 58 requests/min against a 60/min quota, 70 pages meet no 429 and take about 72 s."""
+    """At the default pace against a 60/min quota, 70 pages meet no 429 and take about 71 s."""
     entries = _entries(7000, step_s=0.5)
     with start_emulator(entries, quota_per_minute=60, clock=fake_time.clock) as handle:
         load = _source(handle, fake_time, page_size=100).load(QUERY)
         assert len(load.frame) == 7000
         assert "quota" not in handle.stats.outcomes
-    assert 69 * 60 / 58 * 0.99 <= fake_time.slept <= 69 * 60 / 58 * 1.01
+    interval = 60 / PullPolicy().requests_per_minute
+    assert 69 * interval * 0.99 <= fake_time.slept <= 69 * interval * 1.01
 
 
 def test_pulling_faster_than_the_quota_backs_off_and_still_completes(fake_time: FakeTime) -> None:
@@ -183,6 +185,26 @@ def test_rate_limiter_spaces_request_starts() -> None:
     for _ in range(5):
         limiter.acquire()
     assert clock.slept == pytest.approx(4.0)
+
+
+def test_rate_limiter_catches_up_after_a_slow_page_but_never_exceeds_the_quota() -> None:
+    """With pauses of random length between requests, no 60 s window holds more than 60 starts."""
+    import random
+
+    clock = FakeTime()
+    policy = PullPolicy()
+    limiter = RateLimiter(policy.requests_per_minute, burst=policy.burst, clock=clock.clock,
+                          sleep=clock.sleep)
+    rng = random.Random(3)
+    starts = []
+    for _ in range(400):
+        limiter.acquire()
+        starts.append(clock.clock())
+        clock.sleep(rng.choice([0.0, 0.2, 0.5, 1.5, 3.0]))  # processing time of the page
+    most = max(sum(1 for t in starts if s <= t < s + 60.0) for s in starts)
+    assert most <= 60
+    slow_then_fast = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(slow_then_fast) < 60 / policy.requests_per_minute, "a slow page is caught up"
 
 
 def test_missing_credentials_say_how_to_get_them(tmp_path: Path) -> None:
