@@ -59,16 +59,12 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from uvs_analysis.errors import UsageError
     from uvs_analysis.logs.query import query_for
+    from uvs_analysis.logs.sessions import check_request_timeout
     from uvs_analysis.logs.sources import load_logs
     from uvs_analysis.logs.summary import summarize_logs
 
-    if not 0 < args.request_timeout <= 3600:
-        raise UsageError(
-            f"--request-timeout {args.request_timeout:g} is out of range",
-            expected="seconds in (0, 3600] as Cloud Run allows",
-        )
+    check_request_timeout(args.request_timeout)
     query = query_for(
         args.source,
         start=args.start,

@@ -44,8 +44,8 @@ def summarize_logs(
         "log_kinds": _counts(frame["log_kind"]),
         "close_codes": {str(code): int(n) for code, n in close_code_counts(frame).items()},
         "top_signatures": [
-            {"template": str(row.template), "count": int(row.count)}
-            for row in signatures.itertuples(index=False)
+            {"template": str(template), "count": int(count)}
+            for template, count in zip(signatures["template"], signatures["count"], strict=True)
         ],
         "ws_sessions": {
             "count": sessions.count,
