@@ -2,7 +2,9 @@
 
 A rule says which facts must hold for its cause (``when``), which make it more likely
 (``support``), which rule it out (``refute``), the chain of whys it explains, and what to do
-about it. Users add rules by dropping a YAML file in a rules directory; no code changes.
+about it. A ``contributing: true`` rule names a factor that makes failures worse but never
+causes them alone: it is shown beside the root cause and never chosen as it. Users add rules
+by dropping a YAML file in a rules directory; no code changes.
 
 Condition grammar (in ``when``, ``support``, ``refute`` and each why's ``conditions``)::
 
@@ -135,6 +137,7 @@ class Rule:
     whys: tuple[WhyStep, ...] = ()
     countermeasures: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
+    contributing: bool = False
     source: str = ""
 
 
@@ -322,7 +325,7 @@ def _parse_rule(item: Any, where: str) -> Rule:
     name = str(item["name"])
     where = f"{where} ({name})"
     known = {"name", "category", "title", "component", "component_from", "because", "when",
-             "support", "refute", "whys", "countermeasures", "references"}
+             "support", "refute", "whys", "countermeasures", "references", "contributing"}
     unknown = sorted(set(item) - known)
     if unknown:
         raise BadInputError(f"rule {where} has unknown keys {unknown}",
@@ -359,6 +362,7 @@ def _parse_rule(item: Any, where: str) -> Rule:
         whys=whys,
         countermeasures=tuple(str(c).strip() for c in item.get("countermeasures", [])),
         references=tuple(str(r) for r in item.get("references", [])),
+        contributing=bool(item.get("contributing", False)),
         source=where,
     )
 

@@ -299,7 +299,9 @@ def _conclude(problem: Problem, nodes: list[WhyNode], shown: list[RuleMatch]) ->
         (n for n in nodes if n.parent == "N0" and n.rule is not None),
         key=lambda n: (_STATUS_ORDER[n.status], -n.confidence, n.id),
     )
-    supported = [n for n in heads if n.status == "supported"]
+    supported = [n for n in heads if n.status == "supported"
+                 and not (n.rule in by_rule and by_rule[n.rule].rule.contributing)]
+    contributing = [n for n in heads if n.status == "supported" and n not in supported]
     leads = tuple(f"{n.rule} ({n.status}, confidence {n.confidence:.2f})"
                   for n in heads if n.status == "open")[:2]
     countermeasures: list[Countermeasure] = []
@@ -311,7 +313,7 @@ def _conclude(problem: Problem, nodes: list[WhyNode], shown: list[RuleMatch]) ->
         match = by_rule[top.rule or ""]
         cause = RootCause(match.rule.category, match.component, top.answer, top.confidence,
                           top.id)
-        for node in supported:
+        for node in supported + contributing:
             rule = by_rule[node.rule or ""].rule
             countermeasures.extend(Countermeasure(text, node.id, rule.name)
                                    for text in rule.countermeasures)
