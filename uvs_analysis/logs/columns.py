@@ -1,0 +1,144 @@
+"""Column-wide steps of normalization, on Arrow arrays of one chunk (or all chunks).
+
+Pure functions over pyarrow arrays: timestamp parsing, URL paths, close codes found in message
+text, the query filter and duplicate removal. The normalizer calls them per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from uvs_analysis.logs.extract import CLOSE_TEXT_PATTERNS, URL_PATH_PATTERN
+from uvs_analysis.logs.schema import SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from uvs_analysis.logs.query import LogQuery
+
+__all__ = [
+    "close_codes_from_text",
+    "drop_duplicates",
+    "parse_timestamps",
+    "query_mask",
+    "to_array",
+    "url_paths",
+]
+
+
+def to_array(values: Iterable[Any], type_: pa.DataType) -> pa.Array:
+    """An Arrow array; strings Arrow refuses (lone surrogates) are repaired, not fatal."""
+    try:
+        return pa.array(values, type=type_)
+    except (pa.ArrowException, UnicodeError, OverflowError):
+        return pa.array([_repair(v, type_) for v in values], type=type_)
+
+
+def _repair(value: object, type_: pa.DataType) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if type_ == pa.int64() and isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return None
+    return value
+
+
+def parse_timestamps(text: pa.Array) -> pa.Array:
+    """RFC 3339 strings (any offset, or none meaning UTC) -> timestamp[ns, UTC]; bad ones null."""
+    try:
+        return pc.cast(text, pa.timestamp("ns", tz="UTC"))
+    except pa.ArrowException:
+        pass
+    series = pd.to_datetime(
+        pd.Series(text, dtype=pd.StringDtype("pyarrow")),
+        format="ISO8601",
+        utc=True,
+        errors="coerce",
+    )
+    return pa.array(series.astype("datetime64[ns, UTC]"), type=pa.timestamp("ns", tz="UTC"))
+
+
+def url_paths(urls: pa.Array) -> pa.Array:
+    paths = pc.struct_field(pc.extract_regex(urls, URL_PATH_PATTERN), "path")
+    return pc.if_else(pc.equal(paths, ""), pa.scalar("/"), paths)
+
+
+def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
+    """Fill ws_close_code/reason from the message where the payload had no code."""
+    codes, reasons, messages = (
+        arrays["ws_close_code"],
+        arrays["ws_close_reason"],
+        arrays["message"],
+    )
+    for pattern in CLOSE_TEXT_PATTERNS:
+        todo = pc.and_(pc.is_null(codes), pc.is_valid(messages))
+        if not pc.any(todo).as_py():
+            break
+        found = pc.extract_regex(pc.if_else(todo, messages, pa.scalar(None, pa.string())), pattern)
+        if found.null_count == len(found):
+            continue
+        names = [found.type.field(i).name for i in range(found.type.num_fields)]
+        code = pc.cast(pc.struct_field(found, "code"), pa.int64())
+        reason = pc.struct_field(found, "reason") if "reason" in names else None
+        if "name" in names:
+            name = pc.struct_field(found, "name")
+            reason = name if reason is None else pc.if_else(pc.equal(reason, ""), name, reason)
+        if reason is not None:
+            reason = pc.utf8_trim_whitespace(reason)
+            reason = pc.if_else(pc.equal(reason, ""), pa.scalar(None, pa.string()), reason)
+            reasons = pc.if_else(pc.is_valid(code), reason, reasons)
+        codes = pc.coalesce(codes, code)
+    arrays["ws_close_code"], arrays["ws_close_reason"] = codes, reasons
+
+
+def drop_duplicates(tables: list[pa.Table]) -> int:
+    """Drop, in place, rows whose insertId, timestamp and logName an earlier row has."""
+    keys = []
+    for table in tables:
+        stamp = pc.cast(pc.cast(table["timestamp"], pa.int64()), pa.string())
+        name = pc.fill_null(table["log_name"], "")
+        keys.append(pc.binary_join_element_wise(table["insert_id"], stamp, name, "\x1f"))
+    if not keys:
+        return 0
+    codes = pc.dictionary_encode(pa.chunked_array(keys, pa.string())).combine_chunks().indices
+    ids = pc.fill_null(codes, -1).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    ranked = ids[order]
+    repeat = (ranked[1:] == ranked[:-1]) & (ranked[1:] >= 0)
+    if not repeat.any():
+        return 0
+    dup = np.zeros(len(ids), dtype=bool)
+    dup[order[1:][repeat]] = True
+    start = 0
+    for i, table in enumerate(tables):
+        mask = dup[start : start + table.num_rows]
+        start += table.num_rows
+        if mask.any():
+            tables[i] = table.filter(pa.array(~mask))
+    return int(dup.sum())
+
+
+def query_mask(table: pa.Table, query: LogQuery) -> pa.ChunkedArray:
+    ts = table["timestamp"]
+    start = pa.scalar(query.start, pa.timestamp("ns", tz="UTC"))
+    end = pa.scalar(query.end, pa.timestamp("ns", tz="UTC"))
+    mask = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
+    for column, wanted in (
+        ("service", query.service),
+        ("revision", query.revision),
+        ("location", query.region),
+    ):
+        if wanted:
+            mask = pc.and_(mask, pc.equal(table[column], wanted))
+    if query.severity:
+        floor = SEVERITY_RANK[query.severity]
+        allowed = pa.array([s for s, rank in SEVERITY_RANK.items() if rank >= floor])
+        mask = pc.and_(mask, pc.is_in(table["severity"], value_set=allowed))
+    kinds = pa.array(list(query.log_kinds))
+    mask = pc.and_(mask, pc.is_in(table["log_kind"], value_set=kinds))
+    return pc.fill_null(mask, False)
