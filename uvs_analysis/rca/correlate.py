@@ -26,6 +26,7 @@ facts rules test) and the ``Problem`` out. The vocabulary of facts, in one place
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -107,7 +108,8 @@ def correlate(
         _matrix_facts(log, matrix, params)
     near = pd.DataFrame()
     if logs is not None:
-        near = _log_facts(log, attempts, failed, logs, params, patterns)
+        frames = replay.frames_frame() if replay is not None else None
+        near = _log_facts(log, attempts, failed, frames, logs, params, patterns)
     problem = _problem(log, attempts, failed)
     return Correlation(log=log, problem=problem, near_logs=near)
 
@@ -156,7 +158,11 @@ def _replay_facts(
         return
     # Close codes, both directions, and the phase of the failure.
     received = Counter(int(c) for c in failed["close_rcvd_code"].dropna())
-    sent = Counter(int(c) for c in failed["close_sent_code"].dropna())
+    # Only closes the client started count as "sent": a reply echoing the server's is not.
+    client_first = failed[failed["close_sent_code"].notna()
+                          & (failed["close_rcvd_code"].isna()
+                             | failed["rcvd_then_sent"].eq(False).fillna(False))]
+    sent = Counter(int(c) for c in client_first["close_sent_code"].dropna())
     opened = failed[failed["http_status"] == 101]
     no_frame = int((opened["close_rcvd_code"].isna() & ~opened["outcome"].isin(
         ["timed_out"])).sum()) if len(opened) else 0
@@ -170,14 +176,14 @@ def _replay_facts(
     phases = Counter(_phase(p) for p in failed["phase"].astype(str))
     for phase, count in phases.items():
         close_facts[f"replay.phase.{phase}.fraction"] = count / n_failed
-    reasons = pd.concat([failed["close_rcvd_reason"], failed["close_sent_reason"]]).dropna()
+    reasons = pd.concat([failed["close_rcvd_reason"], client_first["close_sent_reason"]]).dropna()
     for cls, count in _class_counts(patterns, reasons.astype(str)).items():
         close_facts[f"replay.close_reason_class.{cls}"] = count
     log.add(
         "replay.closes",
         "Close frames on failed tries: received "
         + (", ".join(f"{c} x{n}" for c, n in received.most_common()) or "none")
-        + "; sent by the client "
+        + "; started by the client "
         + (", ".join(f"{c} x{n}" for c, n in sent.most_common()) or "none")
         + f"; {no_frame} opened tries ended with no Close frame (1006)",
         numbers={"received": dict(received), "sent": dict(sent), "no_close_frame": no_frame,
@@ -373,7 +379,7 @@ def _contract_facts(log: EvidenceLog, replay: ReplayResult, summary: Mapping[str
 
 
 def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
-               logs: pd.DataFrame, params: CorrelationParams,
+               frames: pd.DataFrame | None, logs: pd.DataFrame, params: CorrelationParams,
                patterns: PatternClasses) -> pd.DataFrame:
     events = error_events(logs, min_severity="WARNING") if len(logs) else pd.DataFrame()
     errors = int((events["severity"].isin(["ERROR", "CRITICAL", "ALERT", "EMERGENCY"])).sum()
@@ -391,12 +397,27 @@ def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
     near_rows: list[dict[str, Any]] = []
 
     stamps = _ns(events["timestamp"]) if len(events) else np.array([], dtype=np.int64)
+    event_conn = (events["connection_id"].astype("string").fillna("").to_numpy()
+                  if len(events) else np.array([], dtype=object))
+    conns = _connection_ids(frames)
+    claimed = np.isin(event_conn, list(conns.values())) if conns else \
+        np.zeros(len(stamps), dtype=bool)
 
     def hits(rows: pd.DataFrame, record: bool) -> Counter[str]:
+        # A try that was told its connection id joins that connection's events; a try that
+        # was not joins, within the window, the events of connections no other try owns.
+        # Events without a connection id join by time. Never another try's connection.
         found: Counter[str] = Counter()
-        for attempt, try_index, lo, hi in _windows(rows, window):
+        for attempt, try_index, span_lo, lo, hi in _windows(rows, window):
+            conn = conns.get((attempt, try_index), "")
+            in_window = (stamps >= lo.value) & (stamps <= hi.value)
+            in_span = (stamps >= span_lo.value) & (stamps <= hi.value)
+            if conn:
+                keep = (in_window & (event_conn == "")) | (in_span & (event_conn == conn))
+            else:
+                keep = in_window & ~claimed
             classes: set[str] = set()
-            for pos in ((stamps >= lo.value) & (stamps <= hi.value)).nonzero()[0]:
+            for pos in keep.nonzero()[0]:
                 classes.update(event_classes[pos])
                 if record:
                     row = {str(k): v for k, v in events.iloc[pos].to_dict().items()}
@@ -454,7 +475,7 @@ def _instance_facts(log: EvidenceLog, logs: pd.DataFrame, attempts: pd.DataFrame
     )
     stop_times = _ns(stops["time"]) if len(stops) else np.array([], dtype=np.int64)
     shut_near = sum(
-        1 for _, _, lo, hi in _windows(failed, window)
+        1 for _, _, _, lo, hi in _windows(failed, window)
         if bool(((stop_times >= lo.value) & (stop_times <= hi.value)).any())
     )
     new_revisions = deploys(logs) if len(logs) else pd.DataFrame()
@@ -522,16 +543,54 @@ def _problem(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame) -> 
 
 def _windows(
     rows: pd.DataFrame, window: timedelta
-) -> list[tuple[int, int, pd.Timestamp, pd.Timestamp]]:
-    """(attempt, try, from, to) around each try: the whole try plus ``window`` on each side,
-    or only the end of a try that lasted longer than 10 s (where its failure happened)."""
+) -> list[tuple[int, int, pd.Timestamp, pd.Timestamp, pd.Timestamp]]:
+    """(attempt, try, span_from, failure_from, to) for each try: the whole try plus ``window``
+    on each side, and the part where its failure happened (the end of a try longer than 10 s,
+    else the whole try)."""
     out = []
     for attempt, try_index, began, ended in zip(rows["attempt"], rows["try"], rows["started_at"],
                                                 rows["ended_at"], strict=True):
         start, end = pd.Timestamp(began), pd.Timestamp(ended)
         lo = end - window if end - start > timedelta(seconds=10) else start - window
-        out.append((int(attempt), int(try_index), lo, end + window))
+        out.append((int(attempt), int(try_index), start - window, lo, end + window))
     return out
+
+
+def _connection_ids(frames: pd.DataFrame | None) -> dict[tuple[int, int], str]:
+    """The connection id each try was told by the server (its first frames), if any."""
+    found: dict[tuple[int, int], str] = {}
+    if frames is None or not len(frames):
+        return found
+    recv = frames[(frames["direction"] == "recv")
+                  & frames["text"].astype("string").str.contains("connection_id", na=False)]
+    for attempt, try_index, text in zip(recv["attempt"], recv["try"], recv["text"], strict=True):
+        key = (int(attempt), int(try_index))
+        if key in found:
+            continue
+        conn = _find_key(_json(str(text)), "connection_id")
+        if conn:
+            found[key] = conn
+    return found
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _find_key(value: Any, key: str, depth: int = 0) -> str:
+    if depth > 4:
+        return ""
+    if isinstance(value, Mapping):
+        if isinstance(value.get(key), str) and value[key]:
+            return str(value[key])
+        for child in value.values():
+            found = _find_key(child, key, depth + 1)
+            if found:
+                return found
+    return ""
 
 
 def _ns(times: pd.Series) -> np.ndarray:
