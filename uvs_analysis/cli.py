@@ -21,7 +21,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: Modules that each register one command, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "uvs_analysis.logs.sample_cli",
+    "uvs_analysis.testbed.cli",
+    "uvs_analysis.emulator.cli",
     "uvs_analysis.logs.cli",
+    "uvs_analysis.replay.cli",
+    "uvs_analysis.report.cli",
 )
 
 

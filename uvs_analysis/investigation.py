@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from uvs_analysis.errors import UsageError
-from uvs_analysis.logs.query import LogQuery, rfc3339
+from uvs_analysis.logs.query import LogQuery, parse_time, rfc3339
 from uvs_analysis.logs.schema import LogLoad, empty_frame
 from uvs_analysis.logs.sources import load_logs
 from uvs_analysis.logs.summary import summarize_logs
@@ -111,7 +111,9 @@ class InvestigationParams:
         if unknown:
             raise UsageError(f"unknown investigation parameters {unknown}",
                              expected="only " + ", ".join(sorted(known)))
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        converted: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+        }
         if not converted.get("incident_id"):
             raise UsageError("incident_id is empty", expected="a name for the incident")
         return cls(**converted)
@@ -196,7 +198,7 @@ def investigate(
         window_s=params.window_s,
         request_timeout_s=params.request_timeout_s * scale,
         startup_window_s=params.startup_window_s * scale,
-        log_filter=(logs.meta.get("filter", "") if logs is not None else ""),
+        log_filter=str(logs.meta.get("filter", "")) if logs is not None else "",
         replay_spec=_spec_json(spec),
     )
     correlation = correlate(
@@ -342,7 +344,7 @@ def _logs(params: InvestigationParams, replay: ReplayResult, target: _Target,
         source = f"cloudlogging://{params.log_project}?endpoint={emulator.endpoint}"
     query = LogQuery(
         project=params.log_project if source.startswith("cloudlogging://") else "local",
-        start=start, end=end,
+        start=parse_time(start, name="log_start"), end=parse_time(end, name="log_end"),
         service=params.service or None, region=params.region or None,
     )
     load = load_logs(source, query, cache_dir=params.cache_dir or None,
