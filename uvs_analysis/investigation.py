@@ -30,7 +30,8 @@ from uvs_analysis.replay.contract import ContractParams
 from uvs_analysis.replay.frames import ReplayResult
 from uvs_analysis.replay.spec import DEFAULT_MESSAGE, HandshakeSpec, MessageStep, RetryPolicy
 
-__all__ = ["EMBEDDED", "Investigation", "InvestigationParams", "investigate"]
+__all__ = ["EMBEDDED", "Investigation", "InvestigationParams", "investigate",
+           "save_investigation"]
 
 #: ``ws_url`` / ``logs_source`` value meaning "the embedded testbed" (started and stopped here).
 EMBEDDED = "testbed"
@@ -117,6 +118,13 @@ class InvestigationParams:
         if not converted.get("incident_id"):
             raise UsageError("incident_id is empty", expected="a name for the incident")
         return cls(**converted)
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> InvestigationParams:
+        """Build from a notebook's variables: the names that are parameters are taken, the
+        rest ignored (the notebook's parameters cell is the source of truth)."""
+        known = {f.name for f in fields(cls)}
+        return cls.from_mapping({k: v for k, v in namespace.items() if k in known})
 
     def describe(self) -> dict[str, Any]:
         """The parameters as JSON values (no secrets: the token is only ever an env name)."""
@@ -216,11 +224,36 @@ def investigate(
         correlation.problem,
         overrides=parse_overrides(list(params.overrides)),
     )
+    gone = _unreachable_after_open(replay)
+    if gone:
+        notes.append(f"the target stopped answering during the replay: {gone} tries could not "
+                     "connect after an earlier try had; the evidence covers part of the run")
     return Investigation(
         params=params, spec=spec, replay=replay, matrix=matrix, logs=logs,
         correlation=correlation, five_whys=tree, started=started, finished=clock(),
-        notes=tuple(notes),
+        status="partial" if gone else "complete", notes=tuple(notes),
     )
+
+
+def save_investigation(investigation: Investigation, output_dir: str | Path) -> Path:
+    """Write ``investigation.json`` (the report runner merges it into summary.json)."""
+    path = Path(output_dir) / "investigation.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(investigation.summary(), indent=1, default=str), encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path
+
+
+def _unreachable_after_open(replay: ReplayResult) -> int:
+    """Tries that could not even connect after some earlier try had opened."""
+    opened = [t.started_at for t in replay.traces if t.opened]
+    if not opened:
+        return 0
+    first = min(opened)
+    return sum(1 for t, c in zip(replay.traces, replay.classifications, strict=True)
+               if c.outcome.value == "connect_failed" and t.started_at > first)
 
 
 # Private: the target
@@ -266,7 +299,7 @@ def _spec(params: InvestigationParams, target: _Target) -> HandshakeSpec:
         token_env=params.token_env,
         health_urls=target.health_urls,
         messages=(MessageStep(params.message),) if params.message else (),
-        run_timeout_s=params.run_timeout_s,
+        run_timeout_s=max(3.0, params.run_timeout_s * scale),
         open_timeout_s=max(2.0, 10.0 * scale),
         close_timeout_s=max(0.5, 5.0 * scale),
         ping_interval_s=ping,

@@ -81,6 +81,7 @@ class Correlation:
     log: EvidenceLog
     problem: Problem
     near_logs: pd.DataFrame  # error events near failed tries: event columns + attempt, try
+    signatures: pd.DataFrame  # per template: near_failed, near_completed, lift, revisions ...
 
 
 def correlate(
@@ -106,12 +107,12 @@ def correlate(
         _contract_facts(log, replay, summary, params)
     if matrix:
         _matrix_facts(log, matrix, params)
-    near = pd.DataFrame()
+    near, signatures = pd.DataFrame(), pd.DataFrame()
     if logs is not None:
         frames = replay.frames_frame() if replay is not None else None
-        near = _log_facts(log, attempts, failed, frames, logs, params, patterns)
+        near, signatures = _log_facts(log, attempts, failed, frames, logs, params, patterns)
     problem = _problem(log, attempts, failed)
-    return Correlation(log=log, problem=problem, near_logs=near)
+    return Correlation(log=log, problem=problem, near_logs=near, signatures=signatures)
 
 
 def _no_attempts() -> pd.DataFrame:
@@ -342,7 +343,10 @@ def _contract_facts(log: EvidenceLog, replay: ReplayResult, summary: Mapping[str
     facts: dict[str, FactValue] = {
         "contract.runs": len(judged),
         "contract.violations": sum(n for r, n in rules.items() if not r.startswith("slo_")),
-        "contract.missing_events": rules["missing_event"],
+        # An event not delivered shows as a missing type, a tool call never completed, or an
+        # agent whose first/last event is not agent_started/agent_completed.
+        "contract.missing_events": rules["missing_event"] + rules["unmatched_tool"]
+        + rules["agent_not_started_first"] + rules["agent_not_completed_last"],
         "contract.order_violations": rules["agent_order"],
         "contract.unmatched_tools": rules["unmatched_tool"],
         "contract.no_final_report": rules["no_final_report"],
@@ -380,7 +384,7 @@ def _contract_facts(log: EvidenceLog, replay: ReplayResult, summary: Mapping[str
 
 def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
                frames: pd.DataFrame | None, logs: pd.DataFrame, params: CorrelationParams,
-               patterns: PatternClasses) -> pd.DataFrame:
+               patterns: PatternClasses) -> tuple[pd.DataFrame, pd.DataFrame]:
     events = error_events(logs, min_severity="WARNING") if len(logs) else pd.DataFrame()
     errors = int((events["severity"].isin(["ERROR", "CRITICAL", "ALERT", "EMERGENCY"])).sum()
                  ) if len(events) else 0
@@ -389,7 +393,7 @@ def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
             query_kind="cloud-logging-filter",
             facts={"logs.entries": len(logs), "logs.errors": errors})
     if not len(attempts):
-        return pd.DataFrame()
+        return pd.DataFrame(), pd.DataFrame()
     window = timedelta(seconds=params.window_s)
     messages = events["message"] if len(events) else pd.Series([], dtype=str)
     event_classes = [patterns.match(str(m)) for m in messages]
@@ -403,11 +407,14 @@ def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
     claimed = np.isin(event_conn, list(conns.values())) if conns else \
         np.zeros(len(stamps), dtype=bool)
 
-    def hits(rows: pd.DataFrame, record: bool) -> Counter[str]:
+    templates = events["template"].astype(str).tolist() if len(events) else []
+
+    def hits(rows: pd.DataFrame, record: bool) -> tuple[Counter[str], Counter[str]]:
         # A try that was told its connection id joins that connection's events; a try that
         # was not joins, within the window, the events of connections no other try owns.
         # Events without a connection id join by time. Never another try's connection.
         found: Counter[str] = Counter()
+        found_templates: Counter[str] = Counter()
         for attempt, try_index, span_lo, lo, hi in _windows(rows, window):
             conn = conns.get((attempt, try_index), "")
             in_window = (stamps >= lo.value) & (stamps <= hi.value)
@@ -417,16 +424,20 @@ def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
             else:
                 keep = in_window & ~claimed
             classes: set[str] = set()
+            seen: set[str] = set()
             for pos in keep.nonzero()[0]:
                 classes.update(event_classes[pos])
+                seen.add(templates[pos])
                 if record:
                     row = {str(k): v for k, v in events.iloc[pos].to_dict().items()}
                     near_rows.append({"attempt": attempt, "try": try_index, **row})
             found.update(classes)
-        return found
+            found_templates.update(seen)
+        return found, found_templates
 
-    near_fail = hits(failed, record=True)
-    near_ok = hits(ok, record=False)
+    near_fail, fail_templates = hits(failed, record=True)
+    near_ok, ok_templates = hits(ok, record=False)
+    signatures = _signature_lift(events, fail_templates, ok_templates, len(failed), len(ok))
     totals = Counter(c for classes in event_classes for c in classes)
     facts: dict[str, FactValue] = {}
     lines = []
@@ -454,8 +465,45 @@ def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
               for r in near_rows[:8]],
         facts=facts,
     )
+    if len(signatures):
+        top = signatures.head(8)
+        log.add(
+            "logs.signature_lift",
+            "Error signatures near failed tries: " + "; ".join(
+                f"{t} (near {n} of {len(failed)} failed, lift {lift:.1f})"
+                for t, n, lift in zip(top["template"], top["near_failed"], top["lift"],
+                                      strict=True)),
+            numbers={"signatures": len(signatures)},
+            query=_windowed(params.log_filter, start, end) + "\nAND severity>=WARNING",
+            query_kind="cloud-logging-filter",
+            rows=[{str(k): v for k, v in r.items()}
+                  for r in top.drop(columns=["example"]).to_dict("records")],
+        )
     _instance_facts(log, logs, attempts, failed, params, start, end)
-    return pd.DataFrame(near_rows)
+    return pd.DataFrame(near_rows), signatures
+
+
+def _signature_lift(events: pd.DataFrame, near_failed: Counter[str], near_ok: Counter[str],
+                    failed: int, ok: int) -> pd.DataFrame:
+    """Per error template: tries near it (failed, completed), lift, revisions, instances."""
+    if not near_failed:
+        return pd.DataFrame(columns=["template", "near_failed", "near_completed", "lift",
+                                     "events", "revisions", "instances", "example"])
+    rows = []
+    grouped = events.groupby("template")
+    for template, n_fail in near_failed.items():
+        group = grouped.get_group(template) if template in grouped.groups else events.head(0)
+        p_fail = n_fail / failed if failed else 0.0
+        p_ok = near_ok[template] / ok if ok else 0.0
+        rows.append({
+            "template": template, "near_failed": n_fail, "near_completed": near_ok[template],
+            "lift": round((p_fail + _ALPHA) / (p_ok + _ALPHA), 2), "events": len(group),
+            "revisions": ", ".join(sorted(group["revision"].dropna().astype(str).unique())),
+            "instances": int(group["instance_id"].nunique()),
+            "example": str(group["message"].iloc[0]) if len(group) else "",
+        })
+    return pd.DataFrame(rows).sort_values(["lift", "near_failed"], ascending=False,
+                                          ignore_index=True)
 
 
 def _instance_facts(log: EvidenceLog, logs: pd.DataFrame, attempts: pd.DataFrame,

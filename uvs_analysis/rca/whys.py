@@ -314,9 +314,11 @@ def _conclude(problem: Problem, nodes: list[WhyNode], shown: list[RuleMatch]) ->
         cause = RootCause(match.rule.category, match.component, top.answer, top.confidence,
                           top.id)
         for node in supported + contributing:
-            rule = by_rule[node.rule or ""].rule
-            countermeasures.extend(Countermeasure(text, node.id, rule.name)
-                                   for text in rule.countermeasures)
+            match = by_rule[node.rule or ""]
+            countermeasures.extend(
+                Countermeasure(text.replace("{component}", match.component), node.id,
+                               match.rule.name)
+                for text in match.rule.countermeasures)
     else:
         lead_text = "; ".join(leads) if leads else "no rule matched any of the evidence"
         cause = RootCause("unexplained", "unknown",

@@ -3,7 +3,8 @@
 papermill only warns about unknown parameters and never checks types; a report run must refuse
 a bad params file before anything starts. Conventions (documented in the README):
 
-- A parameter whose default is ``None`` is required (``incident_id: str = None`` always is).
+- A parameter whose default is ``None`` is required, and ``incident_id`` always is (its
+  notebook default only lets the notebook run standalone, e.g. under nbval).
 - ``output_dir``, ``run_id`` and ``started`` are injected by the runner; a params file must not
   set them.
 - Types come from the annotation (``str``, ``int``, ``float`` (an int is accepted), ``bool``,
@@ -118,7 +119,8 @@ def _param(info: Mapping[str, Any]) -> NotebookParam:
     else:
         type_name = _literal_type(default)
     return NotebookParam(name=str(info["name"]), type_name=type_name, default=default,
-                         required=default.strip() == "None", help=str(info.get("help") or ""))
+                         required=default.strip() == "None" or info["name"] == "incident_id",
+                         help=str(info.get("help") or ""))
 
 
 def _literal_type(default: str) -> str:
