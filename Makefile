@@ -24,14 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (uvs-analysis)" >/dev/null
 	@touch $@
 
-DEMO_OUT := outputs/demo
-
 demo: $(STAMP)  ## run the main job on the embedded default (no cloud account)
-	@mkdir -p $(DEMO_OUT)
-	$(BIN)/papermill notebooks/01_cloud_run_logs.ipynb $(DEMO_OUT)/01_cloud_run_logs.ipynb \
-		-f params/demo_logs.yaml --cwd notebooks -k $(KERNEL) --no-progress-bar
-	$(BIN)/jupyter nbconvert --to html --no-input --log-level WARN $(DEMO_OUT)/01_cloud_run_logs.ipynb
-	@echo "Result: $(DEMO_OUT)/01_cloud_run_logs.html (executed notebook: $(DEMO_OUT)/01_cloud_run_logs.ipynb)"
+	$(BIN)/uvs-analysis report -f params/demo.yaml
 
 test: $(STAMP)  ## the whole suite: package tests, notebooks (nbval), lint and types
 	$(BIN)/ruff check uvs_analysis tests benchmarks

@@ -13,9 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "uvs-analysis"
 
-#: params file -> the notebook it drives (files that need a cloud account are not run here).
+#: params file -> the notebook it drives (files that need a cloud account are not run here;
+#: demo.yaml drives the report notebook, run end to end through the report runner's tests).
 PARAMS_FOR = {
     "demo_logs.yaml": "01_cloud_run_logs.ipynb",
+    "demo_replay.yaml": "02_websocket_replay.ipynb",
+    "demo.yaml": "report.ipynb",
+}
+#: what the verdict cell of each notebook prints on its demo (checked by nbval too).
+VERDICT_FOR = {
+    "01_cloud_run_logs.ipynb": "top error signature: Database unavailable",
+    "02_websocket_replay.ipynb": "dominant failure: closed_before_first_event/1011",
+    "report.ipynb": "root cause: dependency-down (database)",
 }
 
 
@@ -27,11 +36,15 @@ def _parameters_cell(nb: dict) -> dict:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_committed_without_outputs_and_with_the_project_kernel(path: Path) -> None:
-    """No outputs or execution counts are committed; the kernelspec is the project's."""
+    """Only the verdict cell keeps its expected output (nbval checks it); the last cell is that
+    verdict; the kernelspec is the project's."""
     nb = json.loads(path.read_text())
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for cell in code:
+        checked = "NBVAL_CHECK_OUTPUT" in "".join(cell["source"])
+        assert checked or (cell["outputs"] == [] and cell["execution_count"] is None)
+    assert "NBVAL_CHECK_OUTPUT" in "".join(code[-1]["source"]), "ends with a verdict cell"
+    assert code[-1]["outputs"], "the verdict cell stores the output nbval compares"
     assert nb["metadata"]["kernelspec"]["name"] == KERNEL
 
 
@@ -60,19 +73,19 @@ def test_params_file_keys_are_parameters_of_its_notebook(params_name: str) -> No
 def test_papermill_runs_the_notebook_with_its_params_file(params_name: str, tmp_path: Path) -> None:
     """papermill executes the notebook with the params file; no cell fails."""
     out = tmp_path / "out.ipynb"
+    parameters = yaml.safe_load((ROOT / "params" / params_name).read_text())
+    if PARAMS_FOR[params_name] == "report.ipynb":
+        parameters["output_dir"] = str(tmp_path)
     pm.execute_notebook(
         str(ROOT / "notebooks" / PARAMS_FOR[params_name]),
         str(out),
-        parameters=yaml.safe_load((ROOT / "params" / params_name).read_text()),
+        parameters=parameters,
         kernel_name=KERNEL,
         cwd=str(ROOT / "notebooks"),
         progress_bar=False,
     )
     nb = json.loads(out.read_text())
     assert nb["metadata"]["papermill"]["exception"] is None
-    texts = [
-        "".join(o.get("data", {}).get("text/markdown", ""))
-        for c in nb["cells"]
-        for o in c.get("outputs", [])
-    ]
-    assert any("entries loaded" in t for t in texts)
+    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    printed = "".join("".join(o.get("text", "")) for o in last["outputs"])
+    assert VERDICT_FOR[PARAMS_FOR[params_name]] in printed

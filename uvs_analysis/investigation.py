@@ -345,7 +345,7 @@ def _matrix(params: InvestigationParams, spec: HandshakeSpec, target: _Target) -
 
     if target.handle is not None and not target.handle.running:
         return None
-    return run_matrix(spec, attempts_per_variant=2, contract=_contract(params, target.scale),
+    return run_matrix(spec, attempts_per_variant=3, contract=_contract(params, target.scale),
                       seed=params.seed)
 
 

@@ -62,3 +62,25 @@ def test_live_matrix_finds_auth(agent_server: AgentServer, monkeypatch) -> None:
     assert "auth=header" in result.verdict.fixes
     frame = result.frame()
     assert frame.loc[0, "feature"] == "baseline" and frame["flipped"].any()
+
+
+def test_an_inconsistent_baseline_names_no_feature() -> None:
+    """A flaky baseline (completes and fails on the same handshake) blames no feature."""
+    base = VariantOutcome("baseline", "subprotocol:jwt.", "completed", 2, 3,
+                          (("completed", 2), ("closed_before_first_event/1011", 1)))
+    rows = [VariantOutcome("auth", "query", "closed_before_first_event/1011", 0, 3,
+                           (("closed_before_first_event/1011", 3),))]
+    verdict = matrix_verdict(base, rows)
+    assert verdict.culprit is None and verdict.fixes == () and verdict.breaks == ()
+    assert "not consistent" in verdict.explanation
+
+
+def test_a_variant_whose_attempts_disagree_is_no_flip() -> None:
+    """A variant that fails only sometimes does not count as breaking a steady baseline."""
+    base = VariantOutcome("baseline", "subprotocol:jwt.", "completed", 3, 3, (("completed", 3),))
+    rows = [VariantOutcome("compression", "off", "closed_mid_run/1011", 1, 3,
+                           (("closed_mid_run/1011", 2), ("completed", 1))),
+            VariantOutcome("auth", "none", "closed_before_first_event/1008", 0, 3,
+                           (("closed_before_first_event/1008", 3),))]
+    verdict = matrix_verdict(base, rows)
+    assert verdict.breaks == ("auth=none",) and verdict.culprit == "auth"

@@ -9,7 +9,7 @@ from uvs_analysis.logs.sessions import session_summary, websocket_sessions
 from uvs_analysis.logs.signatures import error_signatures
 from uvs_analysis.logs.timeline import close_code_counts
 
-__all__ = ["summarize_logs", "summary_markdown"]
+__all__ = ["logs_verdict", "summarize_logs", "summary_markdown"]
 
 
 def summarize_logs(
@@ -104,3 +104,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             for bad in summary["bad_records"][:5]
         ]
     return "\n".join(lines)
+
+
+def logs_verdict(summary: dict[str, Any]) -> str:
+    """One stable line for the end of a logs notebook."""
+    top = summary["top_signatures"][0]["template"] if summary["top_signatures"] else "none"
+    ws = summary["ws_sessions"]
+    return (f"{summary['entries']} entries ({summary['bad_lines']} bad, {summary['duplicates']} "
+            f"duplicates); {ws['count']} WebSocket sessions, {ws['at_timeout']} at the timeout; "
+            f"top error signature: {top}")

@@ -9,7 +9,6 @@ strongest leads, never a guess presented as fact. Pure.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -240,10 +239,11 @@ def _hypothesis_nodes(node_id: str, match: RuleMatch, facts: Facts) -> list[WhyN
             status = "supported"
         else:
             status = "open"
-        held = [r for r in results if r.holds is True]
-        confidence = 0.0 if status == "refuted" else 1.0 - math.prod(
-            1.0 - min(max(r.condition.weight, 0.0), 0.95) for r in held
-        )
+        # A step is as strong as the hypothesis it explains, scaled by how much of its own
+        # evidence holds.
+        held = sum(1 for r in results if r.holds is True)
+        share = held / len(results) if results else 0.0
+        confidence = 0.0 if status == "refuted" else match.confidence * share
         evidence = tuple(dict.fromkeys(e for r in results if r.holds is not None
                                        for e in r.evidence))
         step_id = f"{node_id}.{depth}"

@@ -192,17 +192,30 @@ def _outcome(feature: str, value: str, result: ReplayResult) -> VariantOutcome:
 
 
 def matrix_verdict(baseline: VariantOutcome, rows: Sequence[VariantOutcome]) -> MatrixVerdict:
-    """Name the feature whose change flips the outcome (pure)."""
+    """Name the feature whose change flips the outcome (pure).
+
+    A change counts only when its attempts agree with each other and the baseline's attempts
+    agree too: a failure that comes and goes on the same handshake (a flaky dependency) is not
+    explained by any handshake feature, and a chance completion must not pass for a fix.
+    """
+    if len(baseline.labels) > 1:
+        seen = ", ".join(f"{label} x{n}" for label, n in baseline.labels)
+        return MatrixVerdict(
+            None, (), (), (),
+            f"The baseline is not consistent ({seen}): the same handshake both succeeds and "
+            "fails, so the failure does not follow a handshake feature (look at the server "
+            "side: dependencies, instances, load).")
     base_ok = baseline.label == Outcome.COMPLETED.value
-    flips = [r for r in rows if r.label != baseline.label]
+    flips = [r for r in rows if r.label != baseline.label and len(r.labels) == 1]
     fixes = [r for r in flips if not base_ok and r.label == Outcome.COMPLETED.value]
     breaks = [r for r in flips if base_ok]
     lead = fixes or breaks or flips
     counts = Counter(r.feature for r in lead)
     culprit = counts.most_common(1)[0][0] if counts else None
     if culprit is None:
-        explanation = (f"No single-feature change altered the outcome ({baseline.label}); "
-                       "the cause is not in the handshake features varied here.")
+        explanation = (f"No single-feature change consistently altered the outcome "
+                       f"({baseline.label}); the cause is not in the handshake features varied "
+                       "here.")
     elif fixes:
         names = ", ".join(f"{r.feature}={r.value}" for r in fixes)
         explanation = (f"The baseline gives {baseline.label}; changing {names} gives completed "

@@ -24,6 +24,7 @@ __all__ = [
     "countermeasures_markdown",
     "evidence_markdown",
     "hypotheses_frame",
+    "replay_verdict",
     "reproduce_markdown",
     "symptom_frames",
     "uvs_frame",
@@ -84,7 +85,7 @@ def symptom_frames(replay: ReplayResult) -> dict[str, pd.DataFrame]:
                 .rename("tries").reset_index().sort_values("tries", ascending=False))
     closes = []
     for column, who in (("close_rcvd_code", "received from the server"),
-                        ("close_sent_code", "sent by the client")):
+                        ("close_sent_code", "sent by the client (echoes included)")):
         for code, n in Counter(int(c) for c in attempts[column].dropna()).most_common():
             closes.append({"direction": who, "code": code, "meaning": describe(code),
                            "tries": n})
@@ -173,3 +174,14 @@ def reproduce_markdown(summary: Mapping[str, Any], params: Mapping[str, Any],
               json.dumps(json.loads(reproduce.get("replay_spec") or "{}"), indent=1), "```", "",
               "**Versions:** " + ", ".join(f"{md(k)} {md(v)}" for k, v in versions.items())]
     return "\n".join(parts)
+
+
+def replay_verdict(replay: ReplayResult) -> str:
+    """One stable line: the dominant failure (over every try, retries included) and whether
+    contract and isolation held."""
+    summary = replay.summary()
+    labels = Counter(c.label for c in replay.classifications if c.outcome.value != "completed")
+    failure = labels.most_common(1)[0][0] if labels else "none"
+    contract = "violated" if summary["contract"]["violations"] else "honoured"
+    isolation = "violated" if summary["isolation"]["violations"] else "honoured"
+    return f"dominant failure: {failure}; contract {contract}; isolation {isolation}"
