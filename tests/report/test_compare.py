@@ -24,14 +24,20 @@ def _run(run_id: str, *, sigs: dict[str, int], outcomes: dict[str, int],
 BEFORE = _run("r1", sigs={"db down <*>": 9, "retrying <*>": 3},
               outcomes={"closed_before_first_event": 8, "completed": 2},
               codes={"1011": 8, "1000": 2}, log_codes={"1011": 8},
-              nodes=[{"id": "H1", "status": "supported", "rule": "dependency_down"},
-                     {"id": "H2", "status": "refuted", "rule": "startup_race"}],
+              nodes=[{"id": "H1", "parent": "N0", "status": "supported",
+                      "rule": "dependency_down"},
+                     {"id": "H2", "parent": "N0", "status": "refuted", "rule": "startup_race"}],
               category="dependency-down")
 AFTER = _run("r2", sigs={"retrying <*>": 4, "keepalive ping timeout": 2},
              outcomes={"completed": 9, "closed_mid_run": 1},
              codes={"1000": 9, "1011": 1}, log_codes={"1011": 1, "1000": 3},
-             nodes=[{"id": "H1", "status": "refuted", "rule": "dependency_down"},
-                    {"id": "H2", "status": "supported", "rule": "keepalive_timeout"}],
+             nodes=[{"id": "H1", "parent": "N0", "status": "refuted", "rule": "dependency_down"},
+                    {"id": "H2", "parent": "N0", "status": "supported",
+                     "rule": "keepalive_timeout"},
+                    # a supported step of an open hypothesis does not make the rule supported
+                    {"id": "H3", "parent": "N0", "status": "open", "rule": "proxy_idle_cut"},
+                    {"id": "H3.1", "parent": "H3", "status": "supported",
+                     "rule": "proxy_idle_cut"}],
              category="keepalive-timeout")
 
 
@@ -62,7 +68,7 @@ def test_compare_names_every_change() -> None:
     assert diff["root_cause"]["before"]["category"] == "dependency-down"
     text = "\n".join(diff["changes"])
     assert "resolved? dependency_down" in text
-    assert "received close 1011: 80% -> 10% of attempts" in text
+    assert "received close 1011: 80% -> 10% of the closes clients received" in text
     assert "root cause changed: dependency-down -> keepalive-timeout" in text
 
 

@@ -56,8 +56,10 @@ def _signatures(summary: Mapping[str, Any] | None) -> dict[str, int]:
 
 
 def _supported_rules(summary: Mapping[str, Any] | None) -> set[str]:
+    # A hypothesis is its node under the problem (N0); steps of its chain do not count.
     return {str(node["rule"]) for node in _get(summary, "five_whys", "nodes") or []
-            if isinstance(node, Mapping) and node.get("rule") and node.get("status") == "supported"}
+            if isinstance(node, Mapping) and node.get("rule") and node.get("parent") == "N0"
+            and node.get("status") == "supported"}
 
 
 def _root_cause(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -124,12 +126,12 @@ def compare_previous(
 
     Returns:
         ``previous_run_id``, ``previous_status``, ``new_signatures`` and ``gone_signatures``
-        ({template, count}), ``close_code_rates`` (``received``: close codes as shares of
-        replayed attempts; ``logs``: each code's share of the close codes in the logs; entries
-        {code, before, after, change}), ``outcome_rates`` ({outcome, before, after, change},
-        shares of attempts), ``resolved`` (rules supported before and no longer: "resolved?"),
-        ``newly_supported``, ``root_cause`` ({changed, before, after}) and ``changes`` (one
-        line per change, for people).
+        ({template, count}), ``close_code_rates`` (``received``: each close code's share of
+        the closes the replayed tries received; ``logs``: each code's share of the close
+        codes in the logs; entries {code, before, after, change}), ``outcome_rates``
+        ({outcome, before, after, change}, shares of attempts), ``resolved`` (rules supported
+        before and no longer: "resolved?"), ``newly_supported``, ``root_cause`` ({changed,
+        before, after}) and ``changes`` (one line per change, for people).
     """
     if previous is None:
         return None
@@ -137,9 +139,11 @@ def compare_previous(
     new_sigs = [{"template": t, "count": n} for t, n in sig_after.items() if t not in sig_before]
     gone_sigs = [{"template": t, "count": n} for t, n in sig_before.items() if t not in sig_after]
     att_b, att_a = _attempts(previous), _attempts(current)
-    received = _rate_changes(
-        _shares(_counts(_get(previous, "replay", "close_codes")), att_b),
-        _shares(_counts(_get(current, "replay", "close_codes")), att_a), min_rate_change, "code")
+    # Close codes are counted per try (retries included): compare each code's share of them.
+    rcv_b = _counts(_get(previous, "replay", "close_codes"))
+    rcv_a = _counts(_get(current, "replay", "close_codes"))
+    received = _rate_changes(_shares(rcv_b, sum(rcv_b.values())),
+                             _shares(rcv_a, sum(rcv_a.values())), min_rate_change, "code")
     log_b = _counts(_get(previous, "logs", "close_codes"))
     log_a = _counts(_get(current, "logs", "close_codes"))
     logged = _rate_changes(_shares(log_b, sum(log_b.values())),
@@ -153,8 +157,8 @@ def compare_previous(
         (root_b or {}).get("component") != (root_a or {}).get("component"))
     changes = [f"new signature: {s['template']} (x{s['count']})" for s in new_sigs]
     changes += [f"signature gone: {s['template']}" for s in gone_sigs]
-    changes += [f"received close {c['code']}: {c['before']:.0%} -> {c['after']:.0%} of attempts"
-                for c in received]
+    changes += [f"received close {c['code']}: {c['before']:.0%} -> {c['after']:.0%} of the "
+                "closes clients received" for c in received]
     changes += [f"logged close {c['code']}: {c['before']:.0%} -> {c['after']:.0%} of logged "
                 "close codes" for c in logged]
     changes += [f"outcome {c['outcome']}: {c['before']:.0%} -> {c['after']:.0%} of attempts"
