@@ -25,7 +25,7 @@ import pyarrow.json as pj
 from uvs_analysis.logs.extract import FIELD_ALIASES, infer_severity
 from uvs_analysis.logs.schema import SEVERITIES, log_kind_of
 
-__all__ = ["ENTRY_SCHEMA", "block_columns", "read_block"]
+__all__ = ["ENTRY_SCHEMA", "block_columns", "log_names", "read_block"]
 
 _STR: Final = pa.string()
 _LABEL_KEYS: Final = ("instanceId", *FIELD_ALIASES)
@@ -172,7 +172,7 @@ def block_columns(
     out["timestamp"] = pc.coalesce(col["timestamp"], pa.array(ts_fix, _STR))
     out["receive_timestamp"] = col["receiveTimestamp"]
 
-    kinds, names = _log_names(col["logName"])
+    kinds, names = log_names(col["logName"])
     out["log_kind"], out["log_name"] = kinds, names
     text = col["textPayload"]
     severity = pc.utf8_upper(col["severity"])
@@ -236,7 +236,7 @@ _FOUND: Final = (
 )
 
 
-def _log_names(log_name: pa.Array) -> tuple[pa.Array, pa.Array]:
+def log_names(log_name: pa.Array) -> tuple[pa.Array, pa.Array]:
     """log_kind and URL-decoded logName, computed once per distinct logName."""
     encoded = pc.dictionary_encode(log_name)
     distinct = encoded.dictionary.to_pylist()

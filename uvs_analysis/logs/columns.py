@@ -7,6 +7,7 @@ text, the query filter and duplicate removal. The normalizer calls them per chun
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,29 +99,41 @@ def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
 
 def drop_duplicates(tables: list[pa.Table]) -> int:
     """Drop, in place, rows whose insertId, timestamp and logName an earlier row has."""
-    keys = []
-    for table in tables:
-        stamp = pc.cast(pc.cast(table["timestamp"], pa.int64()), pa.string())
-        name = pc.fill_null(table["log_name"], "")
-        keys.append(pc.binary_join_element_wise(table["insert_id"], stamp, name, "\x1f"))
-    if not keys:
+    if not tables:
         return 0
-    codes = pc.dictionary_encode(pa.chunked_array(keys, pa.string())).combine_chunks().indices
-    ids = pc.fill_null(codes, -1).to_numpy()
-    order = np.argsort(ids, kind="stable")
-    ranked = ids[order]
-    repeat = (ranked[1:] == ranked[:-1]) & (ranked[1:] >= 0)
-    if not repeat.any():
+
+    def codes(column: str, fill: str | None = None) -> np.ndarray:
+        values = pa.concat_arrays([chunk for table in tables for chunk in table[column].chunks])
+        if fill is not None:
+            values = pc.fill_null(values, fill)
+        indices = values.dictionary_encode().indices
+        codes_: np.ndarray = pc.fill_null(indices, -1).to_numpy().astype(np.int64)
+        return codes_
+
+    ids = codes("insert_id")
+    if not len(ids) or ids.max() < 0:
         return 0
-    dup = np.zeros(len(ids), dtype=bool)
-    dup[order[1:][repeat]] = True
+    stamps = np.concatenate(
+        [pc.cast(table["timestamp"], pa.int64()).to_numpy() for table in tables]
+    )
+    keys = pd.DataFrame({"id": ids, "name": codes("log_name", ""), "ts": stamps})
+    dup = keys.duplicated(keep="first").to_numpy() & (ids >= 0)
+    if not dup.any():
+        return 0
     start = 0
     for i, table in enumerate(tables):
         mask = dup[start : start + table.num_rows]
         start += table.num_rows
         if mask.any():
-            tables[i] = table.filter(pa.array(~mask))
+            tables[i] = _without(table, np.flatnonzero(mask))
     return int(dup.sum())
+
+
+def _without(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The table without ``rows`` (sorted), as zero-copy slices of the rows between them."""
+    bounds = [-1, *rows.tolist(), table.num_rows]
+    pieces = [table.slice(a + 1, b - a - 1) for a, b in pairwise(bounds) if b - a > 1]
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def query_mask(table: pa.Table, query: LogQuery) -> pa.ChunkedArray:

@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 
 from uvs_analysis.errors import BadInputError, NotALogExportError
+from uvs_analysis.logs import duckread
 from uvs_analysis.logs.arrowblock import read_block
 from uvs_analysis.logs.jsonarray import iter_array
 from uvs_analysis.logs.normalize import Normalizer
@@ -101,6 +102,7 @@ class FileSource:
         meta: dict[str, Any] = {"files": [str(f) for f in files], "formats": {}, "cuts": []}
         for path in files:
             normalizer.source = str(path)
+            normalizer.new_part()
             fmt, cut = _read_file(path, normalizer, progress)
             meta["formats"][str(path)] = fmt
             if cut:
@@ -314,28 +316,16 @@ def _read_ndjson(
     source: _Blocks,
 ) -> None:
     loads, add, bad = orjson.loads, norm.add, norm.bad
-    checked = False
-    lineno = 0
-    carry = b""
-    pending: tuple[list[bytes], int, Future[pa.Table | None] | None] | None = None
-    # One worker parses the next block with pyarrow (no GIL) while this thread finishes the
-    # previous one in Python.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uvs-ndjson") as pool:
-        for block in blocks:
-            lines = (carry + block if carry else block).split(b"\n")
-            carry = lines.pop()
-            if not checked:
-                checked = _check_head(path, lines, lineno)
-            fast = norm.takes_blocks and lines and all(lines)
-            future = pool.submit(read_block, lines) if fast else None
-            if pending:
-                _finish_block(norm, *pending)
-            pending = (lines, lineno + 1, future)
-            lineno += len(lines)
-            if progress:
-                progress(norm.read)
-        if pending:
-            _finish_block(norm, *pending)
+    if norm.takes_blocks and duckread.available():
+        lineno, carry, checked = duckread.read_lines(
+            blocks,
+            norm,
+            progress,
+            lambda lines, before: _check_head(path, lines, before),
+            _read_line,
+        )
+    else:
+        lineno, carry, checked = _read_blocks(path, blocks, norm, progress)
     if carry.strip():
         lineno += 1
         if source.cut:
@@ -361,6 +351,53 @@ def _read_ndjson(
         progress(norm.read)
 
 
+def _read_blocks(
+    path: Path,
+    blocks: Iterator[bytes],
+    norm: Normalizer,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, bytes, bool]:
+    """The pyarrow path: whole lines of ``blocks`` into ``norm``; (lines, tail, head checked)."""
+    checked = False
+    lineno = 0
+    carry = b""
+    pending: tuple[list[bytes], int, Future[pa.Table | None] | None] | None = None
+    # One worker parses the next block with pyarrow (no GIL) while this thread finishes the
+    # previous one in Python.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uvs-ndjson") as pool:
+        for block in blocks:
+            lines = (carry + block if carry else block).split(b"\n")
+            carry = lines.pop()
+            if not checked:
+                checked = _check_head(path, lines, lineno)
+            fast = norm.takes_blocks and lines and all(lines)
+            future = pool.submit(read_block, lines) if fast else None
+            if pending:
+                _finish_block(norm, *pending)
+            pending = (lines, lineno + 1, future)
+            lineno += len(lines)
+            if progress:
+                progress(norm.read)
+        if pending:
+            _finish_block(norm, *pending)
+    return lineno, carry, checked
+
+
+def _read_line(
+    line: bytes,
+    number: int,
+    add: Callable[[object, int], None],
+    bad: Callable[[int, str], None],
+) -> None:
+    """One NDJSON line record by record: added, recorded as bad, or (blank) ignored."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        _bad_line(line, number, bad, add)
+        return
+    add(record, number)
+
+
 def _finish_block(
     norm: Normalizer, lines: list[bytes], first: int, future: Future[pa.Table | None] | None
 ) -> None:
@@ -369,14 +406,8 @@ def _finish_block(
     if table is not None:
         norm.add_block(lines, table, first)
         return
-    loads, add = orjson.loads, norm.add
     for number, line in enumerate(lines, start=first):
-        try:
-            record = loads(line)
-        except orjson.JSONDecodeError:
-            _bad_line(line, number, norm.bad, add)
-            continue
-        add(record, number)
+        _read_line(line, number, norm.add, norm.bad)
 
 
 def _check_head(path: Path, lines: Sequence[bytes], lineno: int) -> bool:

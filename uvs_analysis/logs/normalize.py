@@ -56,6 +56,7 @@ __all__ = ["MAX_BAD_DETAILS", "Normalizer", "normalize_records"]
 #: How many BadRecord details a load keeps (all bad records are counted in ``bad_total``).
 MAX_BAD_DETAILS: Final = 1000
 _CHUNK_ROWS: Final = 50_000
+_LINE: Final = "__line"
 
 _ARROW_TYPES: Final = {
     "string[pyarrow]": pa.string(),
@@ -65,9 +66,24 @@ _ARROW_TYPES: Final = {
 }
 _PANDAS_TYPES: Final = {
     pa.string(): pd.StringDtype("pyarrow"),
+    pa.large_string(): pd.StringDtype("pyarrow"),
     pa.int64(): pd.Int64Dtype(),
     pa.float64(): pd.Float64Dtype(),
 }
+_CHUNK_SCHEMA: Final = pa.schema(
+    [
+        *(
+            (
+                name,
+                pa.large_string()
+                if dtype == "string[pyarrow]"
+                else _ARROW_TYPES.get(dtype, pa.timestamp("ns", tz="UTC")),
+            )
+            for name, (dtype, _) in COLUMNS.items()
+        ),
+        (_LINE, pa.int64()),
+    ]
+)
 #: Order of the row tuples built per record: the schema's columns minus http_path (derived
 #: from http_url per chunk), plus the source line first.
 _ROW_FIELDS: Final = ("line", *(name for name in COLUMNS if name != "http_path"))
@@ -128,12 +144,14 @@ class Normalizer:
         self.bad_total = 0
         self.filtered_out = 0
         self._bad: list[BadRecord] = []
+        self._bad_order: dict[BadRecord, tuple[int, int, int]] = {}
         self._max_bad = max_bad_details
         self._chunk_rows = chunk_rows
         self._rows: list[tuple[Any, ...]] = []
         self._tables: list[pa.Table] = []
         self._names: dict[str, tuple[str, str | None]] = {}
         self._extra: Callable[[Mapping[str, Any]], bool] | None = None
+        self._part = 0
         if query is not None and query.extra_filter and query.extra_filter.strip():
             from uvs_analysis.logs.filter_lang import compile_filter
 
@@ -148,6 +166,14 @@ class Normalizer:
 
     def add(self, record: object, line: int) -> None:
         """Add one raw record found at ``line`` (1-based) of the source."""
+        row = self._accept(record, line)
+        if row is not None:
+            self._rows.append(row)
+            if len(self._rows) >= self._chunk_rows:
+                self._flush()
+
+    def _accept(self, record: object, line: int) -> tuple[Any, ...] | None:
+        """Count one record; its row tuple, or None when it was bad or filtered out."""
         self.read += 1
         try:
             row = self._row(record, line)
@@ -155,19 +181,21 @@ class Normalizer:
             row = f"the record could not be read ({type(exc).__name__}: {exc})"
         if type(row) is str:
             self._record_bad(line, row)
-            return
+            return None
         if self._extra is not None:
             try:
                 keep = self._extra(record)  # type: ignore[arg-type]
             except Exception as exc:
                 self._record_bad(line, f"the extra filter failed on it ({exc})")
-                return
+                return None
             if not keep:
                 self.filtered_out += 1
-                return
-        self._rows.append(row)  # type: ignore[arg-type]
-        if len(self._rows) >= self._chunk_rows:
-            self._flush()
+                return None
+        return row  # type: ignore[return-value]
+
+    def new_part(self) -> None:
+        """Start the next part of the source (a new file): its lines are numbered from 1 again."""
+        self._part += 1
 
     def bad(self, line: int, reason: str) -> None:
         """Count a record the reader could not even parse (e.g. malformed JSON)."""
@@ -177,9 +205,10 @@ class Normalizer:
     def finish(self, meta: Mapping[str, object] | None = None) -> LogLoad:
         """Build the frame (dropping duplicates) and the LogLoad; the normalizer is spent."""
         self._flush()
+        self._in_line_order()
         duplicates = drop_duplicates(self._tables)
         if self._tables:
-            table = pa.concat_tables(self._tables)
+            table = pa.concat_tables(self._tables).drop_columns([_LINE])
             self._tables = []
             frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
             del table
@@ -189,19 +218,40 @@ class Normalizer:
             frame=frame,
             source=self.source,
             read=self.read,
-            bad_records=tuple(self._bad),
+            bad_records=tuple(sorted(self._bad, key=self._bad_order.__getitem__)),
             bad_total=self.bad_total,
             duplicates=duplicates,
             filtered_out=self.filtered_out,
             meta=dict(meta or {}),
         )
 
+    def _in_line_order(self) -> None:
+        """Put the rows in source-line order (a parallel engine hands them out in any order)."""
+        if not self._tables:
+            return
+        order = np.concatenate([table[_LINE].to_numpy() for table in self._tables])
+        if len(order) < 2 or (order[1:] > order[:-1]).all():
+            return
+        table = pa.concat_tables(self._tables)
+        self._tables = []
+        perm = np.argsort(order, kind="stable")
+        # The engine's output is a few long runs of consecutive rows: reorder them as slices.
+        cuts = np.flatnonzero(np.diff(perm) != 1) + 1
+        if len(cuts) > len(perm) // 256:
+            self._tables = [table.take(pa.array(perm))]
+            return
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(perm)]
+        self._tables = [table.slice(int(perm[a]), b - a) for a, b in zip(starts, ends, strict=True)]
+
     # Private: one record
 
     def _record_bad(self, line: int, reason: str) -> None:
         self.bad_total += 1
         if len(self._bad) < self._max_bad:
-            self._bad.append(BadRecord(self.source, line, reason))
+            record = BadRecord(self.source, line, reason)
+            self._bad_order.setdefault(record, (self._part, line, len(self._bad)))
+            self._bad.append(record)
 
     def _row(self, rec: object, line: int) -> tuple[Any, ...] | str:
         """The row tuple (``_ROW_FIELDS`` order) for one record, or why it is bad."""
@@ -346,13 +396,8 @@ class Normalizer:
     def _flush(self) -> None:
         if not self._rows:
             return
-        columns = dict(zip(_ROW_FIELDS, zip(*self._rows, strict=True), strict=True))
-        self._rows = []
-        lines = pa.array(columns.pop("line"), type=pa.int64())
-        arrays = {
-            name: to_array(values, _ARROW_TYPES.get(COLUMNS[name][0], pa.string()))
-            for name, values in columns.items()
-        }
+        rows, self._rows = self._rows, []
+        arrays, lines = _row_arrays(rows)
         self._add_chunk(arrays, lines)
 
     @property
@@ -376,6 +421,44 @@ class Normalizer:
             line_numbers = pc.filter(line_numbers, keep)
         self._add_chunk(arrays, line_numbers)
 
+    def add_columns(
+        self,
+        arrays: dict[str, pa.Array],
+        lines: pa.Array,
+        flagged: Sequence[tuple[int, bytes]],
+        read_line: Callable[..., None],
+    ) -> None:
+        """Add rows whose columns were derived elsewhere (the DuckDB fast path), in line order.
+
+        Args:
+            arrays: the ``_add_chunk`` columns of the good rows (timestamps still text).
+            lines: their 1-based line numbers.
+            flagged: (line number, raw line) of the lines to read record by record instead.
+            read_line: ``read_line(raw, number, add, bad)`` parses one line and calls
+                ``add(record, number)`` or ``bad(number, reason)`` (the reader's own rules).
+        """
+        self._flush()
+        self.read += len(lines)
+        if flagged:
+            rows: list[tuple[Any, ...]] = []
+
+            def add(record: object, number: int) -> None:
+                row = self._accept(record, number)
+                if row is not None:
+                    rows.append(row)
+
+            for number, raw in flagged:
+                read_line(raw, number, add, self.bad)
+            if rows:  # out of line order here; finish() puts every row in order
+                extra, extra_lines = _row_arrays(rows)
+                lines = pa.concat_arrays([lines, extra_lines])
+                arrays = {
+                    name: pa.concat_arrays([values, extra[name].cast(values.type)])
+                    for name, values in arrays.items()
+                }
+        if len(lines):
+            self._add_chunk(arrays, lines)
+
     def _add_chunk(self, arrays: dict[str, pa.Array], lines: pa.Array) -> None:
         """Finish a chunk's columns (``timestamp``/``receive_timestamp`` still text) and keep it."""
         raw_ts = arrays["timestamp"]
@@ -384,7 +467,8 @@ class Normalizer:
         arrays["http_path"] = url_paths(arrays["http_url"])
         close_codes_from_text(arrays)
 
-        table = pa.table({name: arrays[name] for name in COLUMNS})
+        order = pc.add(lines, self._part << 40) if self._part else lines
+        table = pa.table({**{name: arrays[name] for name in COLUMNS}, _LINE: order})
         bad_ts = pc.is_null(arrays["timestamp"])
         if bad_ts.true_count:
             for index in pc.indices_nonzero(bad_ts).to_pylist():
@@ -400,7 +484,19 @@ class Normalizer:
             self.filtered_out += table.num_rows - kept.num_rows
             table = kept
         if table.num_rows:
-            self._tables.append(table)
+            # pandas keeps its Arrow strings as large_string: cast now, while the engine works.
+            self._tables.append(table.cast(_CHUNK_SCHEMA))
+
+
+def _row_arrays(rows: list[tuple[Any, ...]]) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Row tuples (``_ROW_FIELDS``) -> the ``_add_chunk`` columns and the line numbers."""
+    columns = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True))
+    lines = pa.array(columns.pop("line"), type=pa.int64())
+    arrays = {
+        name: to_array(values, _ARROW_TYPES.get(COLUMNS[name][0], pa.string()))
+        for name, values in columns.items()
+    }
+    return arrays, lines
 
 
 # Private helpers

@@ -1,0 +1,375 @@
+"""The fast path for NDJSON: DuckDB parses the lines and extracts the normalized fields in SQL.
+
+The reader hands DuckDB a stream of Arrow batches (``lineno``, ``line``). One query, run on all
+cores, turns each line into a typed struct (``json_transform``) and derives the raw normalized
+columns (``timestamp`` and ``receive_timestamp`` still as text). Rows come back in runs, not
+in file order; the normalizer puts them in order. The payload is DuckDB's minified JSON text of
+``jsonPayload``: the text ``orjson.dumps`` writes, except that a float that needs an exponent
+(beyond 1e16, below 1e-4) may be written in the other engine's form of the same value.
+
+``json_transform`` coerces values to the requested types, so every line whose values could be
+read differently from the record-by-record path is *flagged* and returned with its text for
+the caller to read in Python instead: invalid JSON, blank lines and non-objects; a known key
+with a value of an unexpected type (a number where text is expected, an object where a
+string is, a string where an object is, any float among the fields read, ``null``); a missing
+timestamp; close codes or statuses written as text other than plain digits; non-ASCII
+severities; NaN or Infinity anywhere. A key is checked wherever it occurs in the line, so a
+flag can be needless (the row then just takes the slower path) but a difference is not missed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from uvs_analysis.logs.extract import FIELD_ALIASES, PAYLOAD_CONTAINERS, infer_severity
+from uvs_analysis.logs.schema import SEVERITIES
+
+__all__ = ["INPUT_SCHEMA", "OUTPUT_COLUMNS", "Engine", "batch_columns", "build_query"]
+
+#: The batches the query reads: 1-based line number and the line's text (newline included).
+INPUT_SCHEMA: Final = pa.schema([("lineno", pa.int64()), ("line", pa.string())])
+
+#: Columns of the query's result besides ``lineno``, ``flag`` and ``line``.
+OUTPUT_COLUMNS: Final = (
+    "timestamp",
+    "receive_timestamp",
+    "severity",
+    "raw_log_name",
+    "service",
+    "revision",
+    "location",
+    "instance_id",
+    "trace",
+    "span_id",
+    "insert_id",
+    "infer_text",
+    "message",
+    "payload",
+    "http_method",
+    "http_url",
+    "http_status",
+    "http_latency_s",
+    "http_user_agent",
+    "http_remote_ip",
+    "ws_close_code",
+    "ws_close_reason",
+    "connection_id",
+    "user_id",
+    "run_id",
+    "thread_id",
+)
+
+_V: Final = "VARCHAR"
+_BY_COLUMN: Final[dict[str, list[str]]] = {}
+for _alias, _column in FIELD_ALIASES.items():
+    _BY_COLUMN.setdefault(_column, []).append(_alias)
+_ALIAS_STRUCT: Final = dict.fromkeys(FIELD_ALIASES, _V)
+
+#: The LogEntry fields read, as ``json_transform`` types.
+_ENTRY: Final = {
+    "logName": _V,
+    "severity": _V,
+    "insertId": _V,
+    "trace": _V,
+    "spanId": _V,
+    "textPayload": _V,
+    "timestamp": _V,
+    "receiveTimestamp": _V,
+    "resource": {"labels": {"service_name": _V, "revision_name": _V, "location": _V}},
+    "labels": {"instanceId": _V, **_ALIAS_STRUCT},
+    "httpRequest": {
+        "requestMethod": _V,
+        "requestUrl": _V,
+        "status": _V,
+        "latency": _V,
+        "userAgent": _V,
+        "remoteIp": _V,
+    },
+    "jsonPayload": "JSON",
+    "protoPayload": "JSON",
+}
+_PAYLOAD: Final = {
+    "message": _V,
+    "severity": _V,
+    "timestamp": _V,
+    "time": _V,
+    **_ALIAS_STRUCT,
+    **{name: _ALIAS_STRUCT for name in PAYLOAD_CONTAINERS},
+}
+
+
+def _keys(keys: Any) -> str:
+    return "|".join(re.escape(key) for key in keys)
+
+
+_TEXT_KEYS: Final = (
+    "logName",
+    "severity",
+    "insertId",
+    "trace",
+    "spanId",
+    "textPayload",
+    "timestamp",
+    "time",
+    "message",
+    "latency",
+    *_BY_COLUMN["ws_close_reason"],
+)
+_TEXT_OR_INT_KEYS: Final = (
+    "service_name",
+    "revision_name",
+    "location",
+    "instanceId",
+    "requestMethod",
+    "requestUrl",
+    "userAgent",
+    "remoteIp",
+    "status",
+    *(key for key, column in FIELD_ALIASES.items() if column != "ws_close_reason"),
+)
+_OBJECT_KEYS: Final = ("resource", "labels", "httpRequest", "jsonPayload")
+#: A value of an unexpected type for a key the normalizer reads, anywhere in the line.
+_ODD_VALUE: Final = (
+    rf'"(?:{_keys(_TEXT_KEYS)})"\s*:\s*[^"\s]'
+    rf'|"(?:{_keys(_TEXT_OR_INT_KEYS)})"\s*:\s*(?:[^"\s0-9-]|-?[0-9]+\s*[^\s0-9,}}\]])'
+    rf'|"(?:{_keys(_OBJECT_KEYS)})"\s*:\s*[^{{\s]'
+)
+_NON_ASCII: Final = r"[^\x00-\x7f]"
+
+
+def _sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _coalesce(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "coalesce(" + ", ".join(items) + ")"
+
+
+def build_query(source: str) -> str:
+    """The SQL that turns the lines of table ``source`` (INPUT_SCHEMA) into the raw columns."""
+    flags: list[str] = []
+
+    def ranged(value: str, low: int, high: int, into: list[str] = flags) -> str:
+        """``close_code_of``/``status_code`` of a digits-or-text value within [low, high]."""
+        digits = f"regexp_full_match({value}, '[0-9]{{1,9}}')"
+        into.append(f"NOT {digits} AND regexp_matches({value}, '[0-9]|{_NON_ASCII}')")
+        number = f"CASE WHEN {digits} THEN TRY_CAST({value} AS BIGINT) END"
+        return f"CASE WHEN {number} BETWEEN {low} AND {high} THEN {number} END"
+
+    containers = ["p", *(f"p.{name}" for name in reversed(PAYLOAD_CONTAINERS)), "r.labels"]
+    cols: dict[str, str] = {}
+    cols["timestamp"] = "coalesce(r.timestamp, p.timestamp, p.time)"
+    flags.append("r.timestamp IS NULL AND p.timestamp IS NULL AND p.time IS NULL")
+    flags.append("r IS NULL OR (jp IS NOT NULL AND p IS NULL)")
+    cols["receive_timestamp"] = "r.receiveTimestamp"
+    severity_list = "[" + ", ".join(_sql(name) for name in SEVERITIES) + "]"
+    payload_severity = (
+        f"CASE WHEN list_contains({severity_list}, upper(p.severity)) THEN upper(p.severity) END"
+    )
+    cols["severity"] = f"coalesce(upper(r.severity), {payload_severity})"
+    flags.append(f"regexp_matches(r.severity, '{_NON_ASCII}')")
+    flags.append(f"regexp_matches(p.severity, '{_NON_ASCII}')")
+    cols["raw_log_name"] = "r.logName"
+    cols["service"] = "r.resource.labels.service_name"
+    cols["revision"] = "r.resource.labels.revision_name"
+    cols["location"] = "r.resource.labels.location"
+    cols["instance_id"] = "r.labels.instanceId"
+    cols["span_id"] = "r.spanId"
+    cols["insert_id"] = "r.insertId"
+    cols["infer_text"] = (
+        f"CASE WHEN r.severity IS NULL AND {payload_severity} IS NULL THEN r.textPayload END"
+    )
+    cols["message"] = "coalesce(r.textPayload, p.message)"
+    cols["payload"] = (
+        "CASE WHEN jp IS NOT NULL THEN CAST(jp AS VARCHAR) "
+        "WHEN left(CAST(r.protoPayload AS VARCHAR), 1) = '{' "
+        "THEN CAST(r.protoPayload AS VARCHAR) END"
+    )
+    flags.append("contains(line, 'NaN') OR contains(line, 'Infinity')")
+    cols["http_method"] = "r.httpRequest.requestMethod"
+    cols["http_url"] = "r.httpRequest.requestUrl"
+    cols["http_user_agent"] = "r.httpRequest.userAgent"
+    cols["http_remote_ip"] = "r.httpRequest.remoteIp"
+    cols["http_status"] = ranged("r.httpRequest.status", 100, 999)
+    latency = "r.httpRequest.latency"
+    duration = f"regexp_full_match({latency}, '[0-9]{{1,12}}(\\.[0-9]{{1,12}})?s')"
+    flags.append(f"NOT {duration}")
+    cols["http_latency_s"] = (
+        f"CASE WHEN {duration} THEN TRY_CAST(rtrim({latency}, 's') AS DOUBLE) END"
+    )
+    for column in ("connection_id", "user_id", "run_id", "thread_id", "trace"):
+        cols[column] = _coalesce(
+            [_coalesce([f'{c}."{key}"' for key in _BY_COLUMN[column]]) for c in containers]
+        )
+    cols["trace"] = f"coalesce(r.trace, {cols['trace']})"
+    # Close codes are rare: the costly checks run only where some code key has a value.
+    code_keys = [f'{c}."{key}"' for c in containers for key in _BY_COLUMN["ws_close_code"]]
+    any_code = f"{_coalesce(code_keys)} IS NOT NULL"
+    code_flags: list[str] = []
+    codes, reasons = [], []
+    for c in containers:
+        parts = [
+            ranged(f'{c}."{key}"', 1000, 4999, code_flags) for key in _BY_COLUMN["ws_close_code"]
+        ]
+        codes.append(f"CASE WHEN any_code THEN {_coalesce(parts)} END")
+        reasons.append(_coalesce([f'{c}."{key}"' for key in _BY_COLUMN["ws_close_reason"]]))
+    cols["ws_close_code"] = _coalesce([f"code{i}" for i in range(len(codes))])
+    cols["ws_close_reason"] = (
+        "CASE "
+        + " ".join(f"WHEN code{i} IS NOT NULL THEN {reason}" for i, reason in enumerate(reasons))
+        + " END"
+    )
+
+    flags.append("any_code AND (" + " OR ".join(f"coalesce({f}, false)" for f in code_flags) + ")")
+    flag = " OR ".join(f"coalesce({f}, false)" for f in flags)
+    entry = _sql(json.dumps(_ENTRY))
+    payload = _sql(json.dumps(_PAYLOAD))
+    code_cols = ", ".join(f"{code} AS code{i}" for i, code in enumerate(codes))
+    return (
+        "WITH checked AS (\n"
+        "  SELECT lineno, line, left(ltrim(line, ' \t\r\n'), 1) = '{' "
+        f"AND NOT regexp_matches(line, {_sql(_ODD_VALUE)}) AS ok\n"
+        f"  FROM {source}\n"
+        "), entries AS (\n"
+        "  SELECT lineno, line, ok,\n"
+        f"    CASE WHEN ok THEN try(json_transform(line, {entry})) END AS r\n"
+        "  FROM checked\n"
+        "), payloads AS (\n"
+        "  SELECT *, r.jsonPayload AS jp,\n"
+        "    CASE WHEN r.jsonPayload IS NOT NULL\n"
+        f"      THEN try(json_transform(r.jsonPayload, {payload})) END AS p\n"
+        "  FROM entries\n"
+        "), coded AS (\n"
+        f"  SELECT *, {code_cols} FROM (SELECT *, {any_code} AS any_code FROM payloads)\n"
+        "), rows AS (\n"
+        "  SELECT lineno, line, "
+        + ", ".join(f"{expr} AS {name}" for name, expr in cols.items())
+        + f", NOT ok OR ({flag}) AS flag FROM coded\n"
+        ")\n"
+        "SELECT lineno, flag, CASE WHEN flag THEN line END AS line, "
+        + ", ".join(OUTPUT_COLUMNS)
+        + " FROM rows"
+    )
+
+
+class Engine:
+    """A DuckDB connection that runs :func:`build_query` over parts of a file, one at a time.
+
+    Args:
+        threads: DuckDB threads (default: all cores).
+    """
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        import duckdb
+
+        self._con = duckdb.connect(":memory:", config={"preserve_insertion_order": True})
+        if threads:
+            self._con.execute(f"SET threads = {int(threads)}")
+        self._sql = build_query("uvs_lines")
+
+    def run(self, lines: pa.Table) -> pa.Table:
+        """The raw columns (``lineno``, ``flag``, ``line`` and OUTPUT_COLUMNS) of ``lines``."""
+        self._con.register("uvs_lines", lines)
+        try:
+            return self._con.sql(self._sql).to_arrow_table()
+        finally:
+            self._con.unregister("uvs_lines")
+
+    def close(self) -> None:
+        self._con.close()
+
+
+_TYPES: Final = {
+    "http_status": pa.int64(),
+    "ws_close_code": pa.int64(),
+    "http_latency_s": pa.float64(),
+}
+_PASS: Final = (
+    "timestamp",
+    "receive_timestamp",
+    "service",
+    "revision",
+    "location",
+    "instance_id",
+    "trace",
+    "span_id",
+    "insert_id",
+    "payload",
+    "http_method",
+    "http_url",
+    "http_status",
+    "http_latency_s",
+    "http_user_agent",
+    "http_remote_ip",
+    "ws_close_code",
+    "ws_close_reason",
+    "connection_id",
+    "user_id",
+    "run_id",
+    "thread_id",
+)
+
+
+def batch_columns(
+    batch: pa.RecordBatch,
+) -> tuple[dict[str, pa.Array], pa.Array, list[tuple[int, bytes]]]:
+    """Split a result batch into the good rows' columns, their line numbers and flagged lines.
+
+    Returns:
+        The columns ``Normalizer.add_columns`` takes (timestamps still text), the good rows'
+        line numbers, and (line number, raw line) of each flagged row.
+    """
+    from uvs_analysis.logs.arrowblock import log_names
+
+    flag = batch.column("flag")
+    flagged: list[tuple[int, bytes]] = []
+    if flag.true_count:
+        marked = batch.filter(flag)
+        flagged = [
+            (number, (text or "").encode())
+            for number, text in zip(
+                marked.column("lineno").to_pylist(), marked.column("line").to_pylist(), strict=True
+            )
+        ]
+        batch = batch.filter(pc.invert(flag))
+    col = {
+        name: _plain(batch.column(name), _TYPES.get(name, pa.string())) for name in OUTPUT_COLUMNS
+    }
+    out = {name: col[name] for name in _PASS}
+    kinds, names = log_names(col["raw_log_name"])
+    out["log_kind"], out["log_name"] = kinds, names
+    text = col["infer_text"]
+    severity = col["severity"]
+    inferred: pa.Array | None = None
+    need = pc.and_(
+        pc.and_(pc.is_null(severity), pc.equal(kinds, "stderr")),
+        pc.greater(pc.utf8_length(text), 0),
+    )
+    need = pc.fill_null(need, False)
+    if need.true_count:
+        rows = pc.indices_nonzero(need).to_pylist()
+        guesses = [infer_severity(value) for value in pc.filter(text, need).to_pylist()]
+        guessed: list[str | None] = [None] * len(text)
+        flags = [False] * len(text)
+        for row, guess in zip(rows, guesses, strict=True):
+            if guess:
+                guessed[row], flags[row] = guess, True
+        severity = pc.coalesce(severity, pa.array(guessed, pa.string()))
+        inferred = pa.array(flags, pa.bool_())
+    out["severity"] = pc.fill_null(severity, "DEFAULT")
+    out["severity_inferred"] = (
+        inferred if inferred is not None else pa.array(np.zeros(len(text), dtype=bool))
+    )
+    out["message"] = col["message"]
+    return out, batch.column("lineno"), flagged
+
+
+def _plain(values: pa.Array, type_: pa.DataType) -> pa.Array:
+    """The column as the plain Arrow type the normalizer's chunks use."""
+    return values if values.type == type_ else pc.cast(values, type_)
