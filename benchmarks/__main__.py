@@ -12,6 +12,8 @@ import sys
 BENCHMARKS = {
     "logs_load": "benchmarks.bench_logs_load",
     "emulator_pull": "benchmarks.bench_emulator_pull",
+    "replay": "benchmarks.bench_replay",
+    "demo": "benchmarks.bench_demo",
 }
 
 

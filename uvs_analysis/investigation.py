@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,7 @@ class Investigation:
     finished: datetime
     status: str = "complete"
     notes: tuple[str, ...] = field(default=())
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def logs_frame(self) -> pd.DataFrame:
@@ -175,6 +177,7 @@ class Investigation:
             },
             "started": self.started.isoformat(),
             "finished": self.finished.isoformat(),
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
     @property
@@ -189,18 +192,34 @@ def investigate(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[int], object] | None = None,
+    monotonic: Callable[[], float] = time.perf_counter,
 ) -> Investigation:
-    """Run the investigation: replay, logs, correlation and five whys."""
+    """Run the investigation: replay, logs, correlation and five whys (each phase timed)."""
     started = clock()
     notes: list[str] = []
+    timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def timed(phase: str) -> Iterator[None]:
+        begin = monotonic()
+        try:
+            yield
+        finally:
+            timings[phase] = timings.get(phase, 0.0) + monotonic() - begin
+
     with contextlib.ExitStack() as stack:
-        target = stack.enter_context(_target(params))
+        with timed("target_start"):
+            target = stack.enter_context(_target(params))
         spec = _spec(params, target)
-        replay = _replay(params, spec, target, progress=progress)
-        matrix = _matrix(params, spec, target) if params.matrix else None
+        with timed("replay"):
+            replay = _replay(params, spec, target, progress=progress)
+        with timed("matrix"):
+            matrix = _matrix(params, spec, target) if params.matrix else None
         if target.handle is not None and not target.handle.running:
             notes.append("the embedded testbed process exited during the replay")
-        logs = _logs(params, replay, target, stack, notes)
+        with timed("log_pull"):
+            logs = _logs(params, replay, target, stack, notes)
+    analysis_began = monotonic()
     scale = params.testbed_time_scale if params.ws_url == EMBEDDED else 1.0
     corr_params = CorrelationParams(
         window_s=params.window_s,
@@ -224,6 +243,7 @@ def investigate(
         correlation.problem,
         overrides=parse_overrides(list(params.overrides)),
     )
+    timings["analysis"] = monotonic() - analysis_began
     gone = _unreachable_after_open(replay)
     if gone:
         notes.append(f"the target stopped answering during the replay: {gone} tries could not "
@@ -231,7 +251,7 @@ def investigate(
     return Investigation(
         params=params, spec=spec, replay=replay, matrix=matrix, logs=logs,
         correlation=correlation, five_whys=tree, started=started, finished=clock(),
-        status="partial" if gone else "complete", notes=tuple(notes),
+        status="partial" if gone else "complete", notes=tuple(notes), timings=timings,
     )
 
 
