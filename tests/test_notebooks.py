@@ -61,12 +61,34 @@ def test_every_parameter_is_typed_commented_and_introspectable(path: Path) -> No
         assert info["help"], f"{name} has no help comment"
 
 
-@pytest.mark.parametrize("params_name", sorted(PARAMS_FOR))
+#: params files that need a cloud account: checked against the report's parameters, not run.
+CLOUD_PARAMS = {"staging_template.yaml": "report.ipynb"}
+
+
+@pytest.mark.parametrize("params_name", sorted({**PARAMS_FOR, **CLOUD_PARAMS}))
 def test_params_file_keys_are_parameters_of_its_notebook(params_name: str) -> None:
     """Every key of a params file is a parameter of the notebook it drives."""
     params = yaml.safe_load((ROOT / "params" / params_name).read_text())
-    inferred = pm.inspect_notebook(str(ROOT / "notebooks" / PARAMS_FOR[params_name]))
+    notebook = {**PARAMS_FOR, **CLOUD_PARAMS}[params_name]
+    inferred = pm.inspect_notebook(str(ROOT / "notebooks" / notebook))
     assert sorted(set(params) - set(inferred)) == []
+
+
+def test_every_params_file_is_known() -> None:
+    """A new params file must say which notebook it drives (and is then checked)."""
+    known = {**PARAMS_FOR, **CLOUD_PARAMS}.keys()
+    assert {p.name for p in (ROOT / "params").glob("*.yaml")} == known
+
+
+@pytest.mark.parametrize("params_name", ["demo.yaml", "staging_template.yaml"])
+def test_report_params_pass_the_runner_validation(params_name: str) -> None:
+    """The report's params files are valid for the runner as they stand (no secret, types)."""
+    from uvs_analysis.report.params import load_params_file, notebook_parameters, validate_params
+
+    path = ROOT / "params" / params_name
+    declared = notebook_parameters(ROOT / "notebooks" / "report.ipynb")
+    validated = validate_params(load_params_file(path), declared, source=path)
+    assert validated["incident_id"]
 
 
 @pytest.mark.parametrize("params_name", sorted(PARAMS_FOR))

@@ -178,11 +178,14 @@ def run(args: argparse.Namespace) -> int:
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise _Stopped
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Both signals stop it, also when started from a shell that ignores SIGINT in background
+    # jobs (the disposition is inherited, so Python would otherwise never see Ctrl-C).
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         serve_forever(service, host=args.host, port=args.port, on_ready=ready)
     except (KeyboardInterrupt, _Stopped):
         sys.stderr.write("uvs-analysis emulator: stopped\n")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
