@@ -139,12 +139,14 @@ class _Http500:
             await writer.drain()
             writer.close()
 
+        self.stopping = asyncio.Event()
+
         async def main() -> None:
             server = await asyncio.start_server(handle, "127.0.0.1", 0)
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
             async with server:
-                await server.serve_forever()
+                await self.stopping.wait()
 
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),),
                                        daemon=True)
@@ -152,8 +154,7 @@ class _Http500:
         ready.wait(5)
 
     def stop(self) -> None:
-        for task in asyncio.all_tasks(self.loop):
-            self.loop.call_soon_threadsafe(task.cancel)
+        self.loop.call_soon_threadsafe(self.stopping.set)
         self.thread.join(5)
 
 
