@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from uvs_analysis.cli import main
@@ -34,3 +39,18 @@ def test_bad_option_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A non-positive time scale is a usage error."""
     assert main(["testbed", "--time-scale", "0"]) == 2
     assert "--time-scale" in capsys.readouterr().err
+
+
+def test_mint_token_signs_with_the_secret_from_the_environment(tmp_path: Path) -> None:
+    """--mint-token prints a JWT the testbed accepts; without the secret it exits 2 clearly."""
+    import jwt as pyjwt
+
+    env = {k: v for k, v in os.environ.items() if k != "UVS_TESTBED_JWT_SECRET"}
+    missing = subprocess.run([sys.executable, "-m", "uvs_analysis", "testbed", "--mint-token",
+                              "user-1"], capture_output=True, text=True, env=env, check=False)
+    assert missing.returncode == 2 and "UVS_TESTBED_JWT_SECRET" in missing.stderr
+    env["UVS_TESTBED_JWT_SECRET"] = "s" * 32
+    done = subprocess.run([sys.executable, "-m", "uvs_analysis", "testbed", "--mint-token",
+                           "user-1"], capture_output=True, text=True, env=env, check=True)
+    claims = pyjwt.decode(done.stdout.strip(), "s" * 32, algorithms=["HS256"])
+    assert claims["sub"] == "user-1"

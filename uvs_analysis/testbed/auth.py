@@ -20,6 +20,7 @@ import jwt
 
 __all__ = [
     "BARE_SUBPROTOCOLS",
+    "SECRET_ENV",
     "TOKEN_PREFIXES",
     "AuthFailure",
     "Credentials",
@@ -37,6 +38,8 @@ BARE_SUBPROTOCOLS: Final = ("jwt-auth", "jwt", "bearer", "e2e-testing", "staging
                             "agent_chat")
 QUERY_TOKEN_KEYS: Final = ("token", "jwt", "auth_token", "access_token")
 QUERY_TICKET_KEYS: Final = ("ticket", "auth_ticket", "ticket_id")
+#: The environment variable that carries the JWT signing secret to the testbed process.
+SECRET_ENV: Final = "UVS_TESTBED_JWT_SECRET"
 ALGORITHM: Final = "HS256"
 
 

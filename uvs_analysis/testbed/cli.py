@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fault", default="healthy", metavar="NAME[,NAME]",
                    help="fault profiles to combine (see --list-faults)")
     p.add_argument("--list-faults", action="store_true", help="print the profiles and exit")
+    p.add_argument("--mint-token", metavar="USER_ID",
+                   help="print a one-hour JWT for USER_ID signed with UVS_TESTBED_JWT_SECRET "
+                        "and exit (for replaying against a testbed started by hand)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--log-file", type=Path, help="append Cloud Run LogEntry NDJSON here")
@@ -64,6 +67,20 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``uvs-analysis testbed``."""
+    if args.mint_token:
+        import os
+        import time
+
+        from uvs_analysis.testbed.auth import SECRET_ENV, mint_token
+
+        secret = os.environ.get(SECRET_ENV, "")
+        if not secret:
+            raise UsageError(f"the environment variable {SECRET_ENV} is not set",
+                             expected="the testbed's JWT signing secret in the environment",
+                             hint=f"export {SECRET_ENV}=$(python -c 'import secrets; "
+                                  "print(secrets.token_hex(32))') before starting the testbed")
+        sys.stdout.write(mint_token(secret, args.mint_token, now=time.time()) + "\n")
+        return 0
     if args.list_faults:
         width = max(map(len, FAULTS))
         for name, text in FAULTS.items():

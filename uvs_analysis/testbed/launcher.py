@@ -27,14 +27,13 @@ from pathlib import Path
 from types import TracebackType
 
 from uvs_analysis.errors import AnalysisError
-from uvs_analysis.testbed.auth import mint_token
+from uvs_analysis.testbed.auth import SECRET_ENV, mint_token
 from uvs_analysis.testbed.faults import TestbedSettings, parse_faults
 
 __all__ = ["DEFAULT_TOKEN_ENV", "DEMO_USER", "TestbedHandle", "start_testbed"]
 
 DEFAULT_TOKEN_ENV = "UVS_TESTBED_TOKEN"
 DEMO_USER = "demo-user-001"
-SECRET_ENV = "UVS_TESTBED_JWT_SECRET"  # same name as uvs_analysis.testbed.server.SECRET_ENV
 
 
 @dataclass(eq=False)

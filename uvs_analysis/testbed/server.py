@@ -26,7 +26,7 @@ import uvicorn
 from uvs_analysis.errors import UsageError
 from uvs_analysis.testbed.app import create_app
 from uvs_analysis.testbed.applog import AppLogger
-from uvs_analysis.testbed.auth import TicketStore
+from uvs_analysis.testbed.auth import SECRET_ENV, TicketStore
 from uvs_analysis.testbed.cloudrun_logs import CloudRunTextHandler, Instance, LogEntryWriter
 from uvs_analysis.testbed.faults import TestbedSettings
 from uvs_analysis.testbed.protocol import TestbedWebSocketProtocol
@@ -36,7 +36,6 @@ from uvs_analysis.testbed.state import TestbedState
 __all__ = ["SECRET_ENV", "build_state", "serve"]
 
 #: The environment variable that carries the JWT signing secret into the testbed process.
-SECRET_ENV = "UVS_TESTBED_JWT_SECRET"
 _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio")
 
 
