@@ -176,3 +176,38 @@ def test_a_failure_no_rule_knows_is_unexplained(http500: _Http500,
     cause = inv.five_whys.root_cause
     assert inv.five_whys.problem.present
     assert cause.category == "unexplained" or cause.confidence < 0.5, cause
+
+
+def test_a_target_killed_mid_replay_gives_a_partial_report(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server dies during the replay: the remaining attempts are recorded as failures, the
+    report still renders, and its status says partial (exit 1)."""
+    with start_testbed(("healthy",), time_scale=0.05, token_env="UVS_KILLED_SRC") as tb:
+        monkeypatch.setenv("UVS_KILLED_TOKEN", tb.mint_token("killed-user-0001"))
+        params = _params(tmp_path, "killed", ws_url=tb.ws_url, token_env="UVS_KILLED_TOKEN",
+                         logs_source=str(tb.log_file), users=1, attempts=16, concurrency=1,
+                         matrix=False, incident_id="killed")
+        done = threading.Event()
+
+        def kill_after_three_sessions() -> None:
+            # The testbed writes a request log per finished session: kill it after the third.
+            while not done.wait(0.05):
+                sessions = tb.log_file.read_text(errors="replace").count("%2Frequests")
+                if sessions >= 3:
+                    tb.process.kill()
+                    return
+
+        killer = threading.Thread(target=kill_after_three_sessions, daemon=True)
+        killer.start()
+        try:
+            outcome = run_report(params, out_dir=tmp_path / "reports")
+        finally:
+            done.set()
+            killer.join(5)
+    assert outcome.exit_code == 1, outcome.message
+    run_dir = Path(outcome.run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "partial"
+    assert any("stopped answering" in note for note in summary["notes"])
+    assert summary["replay"]["outcomes"].get("connect_failed", 0) > 0
+    assert (run_dir / "report.html").is_file()
