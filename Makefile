@@ -16,8 +16,13 @@ help:  ## list the targets
 env: $(STAMP)  ## create .venv and install the package, its dependencies and the kernel
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v nginx >/dev/null || command -v /usr/sbin/nginx >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+	@# System packages the tests use: nginx (proxy fault profiles), Chromium (the report in a browser)
+	@missing=""; \
+	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null || missing="$$missing nginx-light"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
