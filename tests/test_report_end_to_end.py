@@ -62,19 +62,39 @@ def test_demo_report_and_a_second_run_that_names_what_changed(tmp_path: Path) ->
     assert summary["run_id"] in index and changed["run_id"] in index
 
 
-def test_a_known_token_appears_nowhere_in_the_outputs(tmp_path: Path,
+AUTH_METHODS = {
+    "subprotocol": {"subprotocol": "jwt.{token}"},
+    "header": {"subprotocol": "", "auth_header": "Bearer {token}"},
+    "query": {"subprotocol": "", "ws_url": "WS?token={token}"},
+    "ticket": {"subprotocol": "", "ticket_url": "auto"},
+}
+
+
+@pytest.mark.parametrize("method", sorted(AUTH_METHODS))
+def test_a_known_token_appears_nowhere_in_the_outputs(tmp_path: Path, method: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A report against a server the workbook did not start, with a token we know: no form of
-    it (raw, base64url, URL-encoded, JSON-escaped) is anywhere under the output directory."""
+    """A report against a server the workbook did not start, with a token we know sent by each
+    auth method, and the token also written into the server's logs: no form of it (raw,
+    base64url, URL-encoded, JSON-escaped) is anywhere under the output directory."""
     with start_testbed(("database-down",), time_scale=0.05, token_env="UVS_CANARY_SRC") as tb:
         token = tb.mint_token("canary-user-0001")
         monkeypatch.setenv("UVS_CANARY_TOKEN", token)
-        params = _params(tmp_path, "canary", ws_url=tb.ws_url, token_env="UVS_CANARY_TOKEN",
-                         logs_source=str(tb.log_file), users=1, matrix=True,
-                         incident_id="canary", health_urls=[f"{tb.http_url}/health/ready"],
-                         log_project="netra-staging")
+        with tb.log_file.open("a", encoding="utf-8") as log:  # a backend that logs the token
+            for i, form in enumerate(secret_forms(token)):
+                entry = _decoy_entries(datetime.now(UTC), 1)[0]
+                entry.update(insertId=f"leak-{i}", severity="ERROR",
+                             jsonPayload={"message": f"auth failed for token {form}"})
+                log.write(json.dumps(entry) + "\n")
+        auth = {k: v.replace("WS", tb.ws_url) for k, v in AUTH_METHODS[method].items()}
+        params = _params(tmp_path, "canary", **{"ws_url": tb.ws_url, **auth},
+                         token_env="UVS_CANARY_TOKEN", logs_source=str(tb.log_file), users=1,
+                         attempts=8, matrix=method == "subprotocol",
+                         incident_id=f"canary-{method}",
+                         health_urls=[f"{tb.http_url}/health/ready"])
         outcome = run_report(params, out_dir=tmp_path / "reports")
     assert outcome.exit_code == 0, outcome.message
+    summary = json.loads((Path(outcome.run_dir) / "summary.json").read_text())
+    assert summary["replay"]["outcomes"].get("completed", 0) > 0, "the token did authenticate"
     forms = [f for f in secret_forms(token) if len(f) >= 8]
     files = [p for p in (tmp_path / "reports").rglob("*") if p.is_file()]
     assert len(files) >= 5

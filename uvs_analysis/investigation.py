@@ -29,7 +29,13 @@ from uvs_analysis.rca.rules import BUILTIN_RULES_DIR, load_rules
 from uvs_analysis.rca.whys import FiveWhys, build_five_whys, parse_overrides
 from uvs_analysis.replay.contract import ContractParams
 from uvs_analysis.replay.frames import ReplayResult
-from uvs_analysis.replay.spec import DEFAULT_MESSAGE, HandshakeSpec, MessageStep, RetryPolicy
+from uvs_analysis.replay.spec import (
+    DEFAULT_MESSAGE,
+    HandshakeSpec,
+    MessageStep,
+    RetryPolicy,
+    ticket_url_for,
+)
 
 __all__ = ["EMBEDDED", "Investigation", "InvestigationParams", "investigate",
            "save_investigation"]
@@ -48,6 +54,8 @@ class InvestigationParams:
         token_env: environment variable holding the token (never the token itself).
         subprotocol: subprotocol template offered, e.g. ``jwt.{token}`` ('' for none).
         auth_header: Authorization header template, e.g. ``Bearer {token}`` ('' for none).
+        ticket_url: single-use ticket endpoint (POSTed with the token; the socket then uses
+            ``?ticket=``); ``auto`` derives it from ws_url; '' for none.
         attempts, concurrency, users: the replay's size.
         message: the client message template (start_agent by default).
         health_urls: readiness/health URLs probed beside the attempts.
@@ -76,6 +84,7 @@ class InvestigationParams:
     token_env: str = "UVS_DEMO_TOKEN"
     subprotocol: str = "jwt.{token}"
     auth_header: str = ""
+    ticket_url: str = ""
     attempts: int = 20
     concurrency: int = 4
     users: int = 2
@@ -312,9 +321,13 @@ def _spec(params: InvestigationParams, target: _Target) -> HandshakeSpec:
     scale = target.scale
     ping = 20.0 * scale
     headers = (("Authorization", params.auth_header),) if params.auth_header else ()
+    ticket = params.ticket_url
+    if ticket == "auto":
+        ticket = ticket_url_for(target.ws_url)
     return HandshakeSpec(
         url=target.ws_url,
         headers=headers,
+        ticket_url=ticket or None,
         subprotocols=(params.subprotocol,) if params.subprotocol else (),
         token_env=params.token_env,
         health_urls=target.health_urls,

@@ -156,6 +156,9 @@ def test_load_params_file_non_string_key(tmp_path: Path) -> None:
     ("source", "cloudlogging://my-project-123456"),
     ("statement", "the database was down for 5 minutes"),
     ("secret_name", "projects/p/secrets/ws-token/versions/latest"),
+    ("auth_header", "Bearer {token}"),
+    ("ws_url", "wss://svc.example.com/ws?token={token}"),
+    ("subprotocol", "jwt.{token_b64url}"),
 ])
 def test_find_secret_lets_ordinary_values_through(key: str, value: str) -> None:
     """Names of variables, paths, URLs without credentials and prose are not secrets."""
@@ -165,6 +168,8 @@ def test_find_secret_lets_ordinary_values_through(key: str, value: str) -> None:
 @pytest.mark.parametrize(("key", "value", "reason"), [
     ("anything", JWT, "JWT"),
     ("header", "Authorization: Bearer abc.def-ghi_123", "Bearer"),
+    ("auth_header", "Bearer {token}abc.def-ghi_123", "Bearer"),
+    ("ws_url", "wss://svc.example.com/ws?token=abcdef123456", "credential in the URL"),
     ("password", "Tr0ub4dor&3-correct-horse-battery", "high-entropy"),
     ("api_key", "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "high-entropy"),
     ("nested", {"auth": {"token": "0123456789abcdef0123456789abcdef01234567"}}, "high-entropy"),

@@ -63,6 +63,8 @@ _TYPE_WORDS: Final = {
 _SECRET_KEY_RE: Final = re.compile(r"(?i)token|secret|password|passwd|credential|key")
 _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BEARER_RE: Final = re.compile(r"(?i)\b(?:bearer|basic)\s+\S{6,}")
+_PLACEHOLDER_RE: Final = re.compile(
+    r"\{(?:token|token_b64url|ticket|thread_id|user_id|user|attempt)\}")
 _PATH_SUFFIXES: Final = ("_file", "_path", "_dir")
 
 
@@ -305,7 +307,10 @@ def find_secret(key: str, value: Any) -> str | None:
 
     Environment variable names (``UVS_DEMO_TOKEN``) under ``*_env`` keys are not secrets.
     """
-    for path, text in _strings(key, value):
+    for path, raw in _strings(key, value):
+        # Templates such as "Bearer {token}" or "?token={token}" name where the token goes;
+        # the placeholders are not credentials (the token itself comes from the environment).
+        text = _PLACEHOLDER_RE.sub("", raw)
         leaf = re.split(r"[.\[]", path)[-1] if "." in path or "[" in path else path
         if JWT_PATTERN.search(text):
             return f"a JWT at {path}"
