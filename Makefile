@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KERNEL := uvs-analysis
 
-.PHONY: help env demo test lint typecheck bench lab lock clean
+.PHONY: help env demo test bench soak lab lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -39,6 +39,9 @@ test: $(STAMP)  ## the whole suite: package tests, notebooks (nbval), lint and t
 
 bench: $(STAMP)  ## benchmarks, each against a baseline measured in the same run
 	$(BIN)/python -m benchmarks
+
+soak: $(STAMP)  ## long load checks: 1,000 concurrent sessions, a 1 GB export through the report
+	$(BIN)/python -m benchmarks.soak
 
 lab: $(STAMP)  ## JupyterLab on notebooks/ with the project's kernel
 	$(BIN)/jupyter lab --notebook-dir=notebooks
