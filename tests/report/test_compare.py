@@ -108,3 +108,14 @@ def test_key_figures() -> None:
     assert figures["top_close_code"] == "1011" and figures["top_close_code_share"] == 0.8
     assert figures["signature_count"] == 2
     assert figures["root_cause_category"] == "dependency-down"
+
+
+def test_failure_rate_counts_tries_so_retries_do_not_hide_failures() -> None:
+    """Every attempt completed after retries, but 11 of 31 tries failed: the rate is 11/31."""
+    summary = {"replay": {"attempts": 20, "outcomes": {"completed": 20},
+                          "try_outcomes": {"completed": 20, "closed_before_first_event": 11},
+                          "close_codes": {"1000": 20, "1011": 11}}}
+    figures = key_figures(summary)
+    assert figures["failure_rate"] == round(11 / 31, 4)
+    assert figures["top_close_code"] == "1000"
+    assert figures["top_close_code_share"] == round(20 / 31, 4)

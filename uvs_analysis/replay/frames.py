@@ -267,6 +267,8 @@ class ReplayResult:
             "attempts": self.attempts,
             "tries": len(self.traces),
             "outcomes": dict(Counter(c.outcome.value for c in finals).most_common()),
+            "try_outcomes": dict(Counter(c.outcome.value
+                                         for c in self.classifications).most_common()),
             "outcome_labels": dict(Counter(c.label for c in finals).most_common()),
             "close_codes": dict(codes.most_common()),
             "handshake_ms": {"p50": _round(percentile(hs, 50)), "p95": _round(percentile(hs, 95))},

@@ -42,6 +42,15 @@ def _attempts(summary: Mapping[str, Any] | None) -> float:
     return sum(_counts(_get(summary, "replay", "outcomes")).values())
 
 
+def _try_outcomes(summary: Mapping[str, Any] | None) -> tuple[dict[str, float], float]:
+    """Outcome counts over every try (retries included) and their total; falls back to the
+    attempts' final outcomes for summaries without per-try counts."""
+    tries = _counts(_get(summary, "replay", "try_outcomes"))
+    if tries:
+        return tries, sum(tries.values())
+    return _counts(_get(summary, "replay", "outcomes")), _attempts(summary)
+
+
 def _shares(counts: Mapping[str, float], total: float) -> dict[str, float]:
     return {k: v / total for k, v in counts.items()} if total > 0 else {}
 
@@ -72,21 +81,21 @@ def _root_cause(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def key_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The figures trended across runs of an incident (None where the run has no data).
 
-    Keys: ``failure_rate`` (share of replayed attempts whose outcome is not ``completed``),
-    ``top_close_code`` and ``top_close_code_share`` (the most frequent received close code, as a
-    share of attempts), ``signature_count`` (distinct error signatures among the top ones) and
+    Keys: ``failure_rate`` (share of replayed tries, retries included, whose outcome is not
+    ``completed``: a failure a retry hid still counts), ``top_close_code`` and
+    ``top_close_code_share`` (the most frequent received close code, as a share of the received
+    closes), ``signature_count`` (distinct error signatures among the top ones) and
     ``root_cause_category``.
     """
-    attempts = _attempts(summary)
-    outcomes = _counts(_get(summary, "replay", "outcomes"))
+    outcomes, tries = _try_outcomes(summary)
     failure_rate = None
-    if attempts > 0 and outcomes:
-        failure_rate = round(1 - outcomes.get(SUCCESS_OUTCOME, 0.0) / attempts, 4)
+    if tries > 0 and outcomes:
+        failure_rate = round(1 - outcomes.get(SUCCESS_OUTCOME, 0.0) / tries, 4)
     codes = _counts(_get(summary, "replay", "close_codes"))
     top_code, top_share = None, None
-    if codes and attempts > 0:
+    if codes:
         top_code = max(codes, key=lambda c: (codes[c], c))
-        top_share = round(codes[top_code] / attempts, 4)
+        top_share = round(codes[top_code] / sum(codes.values()), 4)
     sigs = _get(summary, "logs", "top_signatures")
     root = _root_cause(summary)
     return {
@@ -129,7 +138,7 @@ def compare_previous(
         ({template, count}), ``close_code_rates`` (``received``: each close code's share of
         the closes the replayed tries received; ``logs``: each code's share of the close
         codes in the logs; entries {code, before, after, change}), ``outcome_rates``
-        ({outcome, before, after, change}, shares of attempts), ``resolved`` (rules supported
+        ({outcome, before, after, change}, shares of tries), ``resolved`` (rules supported
         before and no longer: "resolved?"), ``newly_supported``, ``root_cause`` ({changed,
         before, after}) and ``changes`` (one line per change, for people).
     """
@@ -138,7 +147,6 @@ def compare_previous(
     sig_before, sig_after = _signatures(previous), _signatures(current)
     new_sigs = [{"template": t, "count": n} for t, n in sig_after.items() if t not in sig_before]
     gone_sigs = [{"template": t, "count": n} for t, n in sig_before.items() if t not in sig_after]
-    att_b, att_a = _attempts(previous), _attempts(current)
     # Close codes are counted per try (retries included): compare each code's share of them.
     rcv_b = _counts(_get(previous, "replay", "close_codes"))
     rcv_a = _counts(_get(current, "replay", "close_codes"))
@@ -148,9 +156,10 @@ def compare_previous(
     log_a = _counts(_get(current, "logs", "close_codes"))
     logged = _rate_changes(_shares(log_b, sum(log_b.values())),
                            _shares(log_a, sum(log_a.values())), min_rate_change, "code")
-    outcomes = _rate_changes(
-        _shares(_counts(_get(previous, "replay", "outcomes")), att_b),
-        _shares(_counts(_get(current, "replay", "outcomes")), att_a), min_rate_change, "outcome")
+    out_b, tries_b = _try_outcomes(previous)
+    out_a, tries_a = _try_outcomes(current)
+    outcomes = _rate_changes(_shares(out_b, tries_b), _shares(out_a, tries_a), min_rate_change,
+                             "outcome")
     sup_b, sup_a = _supported_rules(previous), _supported_rules(current)
     root_b, root_a = _root_cause(previous), _root_cause(current)
     root_changed = (root_b or {}).get("category") != (root_a or {}).get("category") or (
@@ -161,7 +170,7 @@ def compare_previous(
                 "closes clients received" for c in received]
     changes += [f"logged close {c['code']}: {c['before']:.0%} -> {c['after']:.0%} of logged "
                 "close codes" for c in logged]
-    changes += [f"outcome {c['outcome']}: {c['before']:.0%} -> {c['after']:.0%} of attempts"
+    changes += [f"outcome {c['outcome']}: {c['before']:.0%} -> {c['after']:.0%} of tries"
                 for c in outcomes]
     changes += [f"resolved? {rule} was supported and is no longer"
                 for rule in sorted(sup_b - sup_a)]
