@@ -6,6 +6,8 @@ ticket step), and the token must come from the environment variable ``token_env`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,7 +76,7 @@ def _load_har(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInputError(
-            f"HAR file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"HAR file {path} is not valid JSON: {exc.msg}: line {exc.lineno}, "
             f"column {exc.colno}",
             expected="a JSON HAR export (DevTools > Network > Export HAR)",
             hint="export the HAR again; the file may be truncated",
@@ -169,7 +171,7 @@ def spec_from_har(
     messages: list[MessageStep] = []
     expected: list[str] = []
     last_time: float | None = None
-    for msg in chosen.get("_webSocketMessages", []) or []:
+    for number, msg in enumerate(chosen.get("_webSocketMessages", []) or [], start=1):
         if not isinstance(msg, dict):
             continue
         kind, data = msg.get("type"), msg.get("data")
@@ -183,6 +185,8 @@ def spec_from_har(
                 delay = max(0.0, float(when) - last_time)
             if isinstance(when, (int, float)):
                 last_time = float(when)
+            if opcode != 1:
+                _check_base64(path, entry, number, data)
             text = data if opcode != 1 else _template_secrets(data)
             messages.append(MessageStep(text=text, delay_s=delay, binary=opcode != 1))
         elif kind == "receive" and opcode == 1 and isinstance(data, str):
@@ -207,6 +211,19 @@ def spec_from_har(
     }
     fields.update(overrides)
     return HandshakeSpec(**fields)
+
+
+def _check_base64(path: Path, entry: int, number: int, data: str) -> None:
+    """Refuse a binary message whose data is not base64 (it could not be sent)."""
+    try:
+        base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise BadInputError(
+            f"HAR file {path}: WebSocket entry {entry}, message {number} is a binary frame "
+            f"whose data is not base64 ({exc})",
+            expected="binary frame data base64-encoded, as DevTools exports it",
+            hint="export the HAR again from DevTools, or remove that message",
+        ) from exc
 
 
 def _template_secrets(text: str) -> str:

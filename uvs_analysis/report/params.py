@@ -11,7 +11,9 @@ a bad params file before anything starts. Conventions (documented in the README)
   ``list``, ``dict``), else from the default's literal type.
 - Path-valued parameters: a relative value of a parameter named ``*_file``, ``*_path`` or
   ``*_dir`` is resolved against the directory of the params file (so a run does not depend on
-  the current directory, e.g. under cron); a non-empty ``*_file`` must name an existing file.
+  the current directory, e.g. under cron); a non-empty ``*_file`` must name an existing file,
+  a non-empty ``*_dir`` an existing directory (except the output dirs ``cache_dir`` and
+  ``output_dir``), and a ``logs_source`` that is a path an existing export.
 - ``*_env`` parameters hold the NAME of an environment variable (``UVS_DEMO_TOKEN``), never a
   value; tokens reach the notebook only through the environment.
 - A value that looks like a secret is refused: a JWT, a ``Bearer``/``Basic`` credential, a
@@ -63,6 +65,11 @@ _TYPE_WORDS: Final = {
 _SECRET_KEY_RE: Final = re.compile(r"(?i)token|secret|password|passwd|credential|key")
 _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BEARER_RE: Final = re.compile(r"(?i)\b(?:bearer|basic)\s+\S{6,}")
+#: ``*_dir`` parameters that name where outputs go (they need not exist yet).
+_OUTPUT_DIRS: Final = frozenset({"cache_dir", "output_dir"})
+#: Log-source parameters, and the words that are not paths.
+_SOURCE_KEYS: Final = frozenset({"logs_source"})
+_SOURCE_WORDS: Final = frozenset({"testbed", "sample"})
 _PLACEHOLDER_RE: Final = re.compile(
     r"\{(?:token|token_b64url|ticket|thread_id|user_id|user|attempt)\}")
 _PATH_SUFFIXES: Final = ("_file", "_path", "_dir")
@@ -243,6 +250,8 @@ def validate_params(
                                       "variable and name that variable in a '*_env' parameter",
                              hint="papermill records every parameter in the output notebook")
         resolved[key] = _resolve_path(key, value, src, where(key))
+        if key in _SOURCE_KEYS:
+            resolved[key] = _check_source(key, value, src, where(key))
     return resolved
 
 
@@ -281,6 +290,24 @@ def _resolve_path(key: str, value: Any, src: Path, where: str) -> Any:
         raise UsageError(f"{where}: file {path} does not exist",
                          expected="an existing file (relative paths are resolved against the "
                                   "params file's directory)")
+    if key.endswith("_dir") and key not in _OUTPUT_DIRS and not path.is_dir():
+        raise UsageError(f"{where}: directory {path} does not exist",
+                         expected="an existing directory (relative paths are resolved against "
+                                  "the params file's directory)")
+    return str(path)
+
+
+def _check_source(key: str, value: Any, src: Path, where: str) -> Any:
+    """A log source that is a path must exist (resolved like the other paths)."""
+    if not (isinstance(value, str) and value) or value in _SOURCE_WORDS or "://" in value:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (src.parent / path).resolve()
+    if not path.exists():
+        raise UsageError(f"{where}: log export {path} does not exist",
+                         expected="an existing export file, 'testbed', 'sample', '' or "
+                                  "cloudlogging://PROJECT")
     return str(path)
 
 
