@@ -349,3 +349,12 @@ def test_a_frame_without_the_schema_columns_is_refused() -> None:
         error_signatures(pd.DataFrame({"timestamp": [at(0)], "message": ["x"]}))
     with pytest.raises(UsageError, match="max_examples"):
         error_signatures(empty_frame(), max_examples=0)
+
+
+def test_a_huge_message_gives_a_bounded_template() -> None:
+    """A 10 MB error message is signed by its first 500 characters, not by all of it."""
+    from uvs_analysis.logs.signatures import MAX_SIGNATURE_CHARS, signature_text
+
+    text = signature_text("Database unavailable " + "x" * 10_000_000)
+    assert len(text) == MAX_SIGNATURE_CHARS and text.endswith("…")
+    assert text.startswith("Database unavailable")

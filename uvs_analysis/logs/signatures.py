@@ -28,6 +28,7 @@ from uvs_analysis.logs.schema import COLUMNS, SEVERITIES, SEVERITY_RANK
 __all__ = [
     "EVENT_COLUMNS",
     "MASK_RULES",
+    "MAX_SIGNATURE_CHARS",
     "SIGNATURE_COLUMNS",
     "MaskRule",
     "Masker",
@@ -371,7 +372,8 @@ def signature_text(message: str) -> str:
 
     For text holding a Python traceback this is the final exception line, prefixed with the
     message's own first line when that line is not the traceback header (``logger.exception``
-    style). Otherwise it is the first non-blank line.
+    style). Otherwise it is the first non-blank line. At most ``MAX_SIGNATURE_CHARS``
+    characters are kept (a 10 MB message must not become a 10 MB template).
     """
     lines = [line.rstrip() for line in message.splitlines()]
     nonblank = [line for line in lines if line.strip()]
@@ -379,13 +381,21 @@ def signature_text(message: str) -> str:
         return ""
     first = nonblank[0].strip()
     if not any(line.strip() == _TB_HEADER for line in lines):
-        return first
+        return _cap(first)
     exc = _final_exception_line(lines)
     if exc is None:
         exc = nonblank[-1].strip()
     if first != _TB_HEADER and first != exc:
-        return f"{first} | {exc}"
-    return exc
+        return _cap(f"{first} | {exc}")
+    return _cap(exc)
+
+
+#: The longest signature text (the rest of a long message is cut, marked with an ellipsis).
+MAX_SIGNATURE_CHARS: Final = 500
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= MAX_SIGNATURE_CHARS else text[: MAX_SIGNATURE_CHARS - 1] + "…"
 
 
 # Private
