@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -87,3 +88,31 @@ def test_spec_from_log_row_without_url() -> None:
     """A row with no URL says which field was expected."""
     with pytest.raises(BadInputError, match="http_url"):
         spec_from_log_row({"http_url": None})
+
+
+def test_a_token_captured_in_a_har_never_reaches_the_spec(tmp_path: Path) -> None:
+    """A capture carrying a canary token in the Authorization header, the subprotocol, the query
+    string and a sent message: the spec holds templates, never the token in any form."""
+    import base64
+
+    from uvs_analysis.replay.redact import secret_forms
+
+    canary = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnktaGFyIn0.c2lnbmF0dXJlLWNhbmFyeQ"
+    har = json.loads((DATA / "chrome_agent_run.har").read_text())
+    entry = next(e for e in har["log"]["entries"] if "_webSocketMessages" in e)
+    entry["request"]["url"] += f"&token={canary}"
+    entry["request"]["headers"] += [
+        {"name": "Authorization", "value": f"Bearer {canary}"},
+        {"name": "Sec-WebSocket-Protocol",
+         "value": "jwt." + base64.urlsafe_b64encode(canary.encode()).decode().rstrip("=")},
+        {"name": "Cookie", "value": f"session={canary}"},
+    ]
+    entry["_webSocketMessages"].insert(0, {"type": "send", "time": 1757539800.0, "opcode": 1,
+                                           "data": json.dumps({"type": "auth", "token": canary})})
+    path = tmp_path / "canary.har"
+    path.write_text(json.dumps(har))
+    spec = spec_from_har(path, token_env="UVS_TOKEN")
+    text = json.dumps(dataclasses.asdict(spec), default=str)
+    leaked = [f for f in secret_forms(canary) if len(f) >= 8 and f in text]
+    assert leaked == []
+    assert "{token" in text
