@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from uvs_analysis.logs.columns import drop_duplicates, parse_timestamps, url_paths
 
@@ -25,6 +28,54 @@ def test_drop_duplicates_keeps_the_first_across_tables():
     tables = [first, second]
     assert drop_duplicates(tables) == 2
     assert [t.num_rows for t in tables] == [2, 2]
+
+
+_ROW = st.tuples(
+    st.sampled_from(["a", "b", "c", None]),
+    st.integers(0, 3),
+    st.sampled_from(["l", "m", None]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_ROW, max_size=8), min_size=1, max_size=4))
+def test_drop_duplicates_matches_a_plain_first_seen_rule(parts):
+    """Random tables: exactly the rows whose (id, time, name) an earlier row had are dropped."""
+    tables = [
+        pa.table(
+            {
+                "insert_id": pa.array([r[0] for r in rows], pa.string()),
+                "timestamp": pa.array([r[1] for r in rows], pa.timestamp("ns", tz="UTC")),
+                "log_name": pa.array([r[2] for r in rows], pa.string()),
+            }
+        )
+        for rows in parts
+    ]
+    seen: set[tuple[object, ...]] = set()
+    expected: list[list[tuple[object, ...]]] = []
+    for rows in parts:
+        kept = []
+        for row in rows:
+            key = (row[0], row[1], row[2] or "")
+            if row[0] is not None and key in seen:
+                continue
+            seen.add(key)
+            kept.append(row)
+        expected.append(kept)
+    dropped = drop_duplicates(tables)
+    assert dropped == sum(len(r) for r in parts) - sum(len(k) for k in expected)
+    got = [
+        list(
+            zip(
+                t["insert_id"].to_pylist(),
+                pc.cast(t["timestamp"], pa.int64()).to_pylist(),
+                t["log_name"].to_pylist(),
+                strict=True,
+            )
+        )
+        for t in tables
+    ]
+    assert got == expected
 
 
 def test_url_paths():

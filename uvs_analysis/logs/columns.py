@@ -98,26 +98,49 @@ def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
 
 
 def drop_duplicates(tables: list[pa.Table]) -> int:
-    """Drop, in place, rows whose insertId, timestamp and logName an earlier row has."""
+    """Drop, in place, rows whose insertId, timestamp and logName an earlier row has.
+
+    Only rows that share their timestamp with another row can be duplicates, so the text
+    columns are compared for those rows alone.
+    """
     if not tables:
-        return 0
-
-    def codes(column: str, fill: str | None = None) -> np.ndarray:
-        values = pa.concat_arrays([chunk for table in tables for chunk in table[column].chunks])
-        if fill is not None:
-            values = pc.fill_null(values, fill)
-        indices = values.dictionary_encode().indices
-        codes_: np.ndarray = pc.fill_null(indices, -1).to_numpy().astype(np.int64)
-        return codes_
-
-    ids = codes("insert_id")
-    if not len(ids) or ids.max() < 0:
         return 0
     stamps = np.concatenate(
         [pc.cast(table["timestamp"], pa.int64()).to_numpy() for table in tables]
     )
-    keys = pd.DataFrame({"id": ids, "name": codes("log_name", ""), "ts": stamps})
-    dup = keys.duplicated(keep="first").to_numpy() & (ids >= 0)
+    if len(stamps) < 2:
+        return 0
+    if stamps.dtype.kind == "i":
+        order = np.argsort(stamps, kind="stable")
+        ordered = stamps[order]
+        same = ordered[1:] == ordered[:-1]
+        shared = np.zeros(len(stamps), dtype=bool)
+        shared[1:] |= same
+        shared[:-1] |= same
+        rows = np.sort(order[shared])
+    else:  # null timestamps (float with NaN): compare every row
+        rows = np.arange(len(stamps))
+    if not len(rows):
+        return 0
+    picked = pa.array(rows)
+
+    def codes(column: str, fill: str | None = None) -> np.ndarray:
+        values = pa.chunked_array(
+            [chunk for table in tables for chunk in table[column].chunks],
+            tables[0].schema.field(column).type,
+        ).take(picked)
+        if fill is not None:
+            values = pc.fill_null(values, fill)
+        indices = values.combine_chunks().dictionary_encode().indices
+        codes_: np.ndarray = pc.fill_null(indices, -1).to_numpy().astype(np.int64)
+        return codes_
+
+    ids = codes("insert_id")
+    if ids.max() < 0:
+        return 0
+    keys = pd.DataFrame({"id": ids, "name": codes("log_name", ""), "ts": stamps[rows]})
+    dup = np.zeros(len(stamps), dtype=bool)
+    dup[rows[keys.duplicated(keep="first").to_numpy() & (ids >= 0)]] = True
     if not dup.any():
         return 0
     start = 0
