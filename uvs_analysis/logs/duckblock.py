@@ -290,30 +290,9 @@ _TYPES: Final = {
     "ws_close_code": pa.int64(),
     "http_latency_s": pa.float64(),
 }
-_PASS: Final = (
-    "timestamp",
-    "receive_timestamp",
-    "service",
-    "revision",
-    "location",
-    "instance_id",
-    "trace",
-    "span_id",
-    "insert_id",
-    "payload",
-    "http_method",
-    "http_url",
-    "http_status",
-    "http_latency_s",
-    "http_user_agent",
-    "http_remote_ip",
-    "ws_close_code",
-    "ws_close_reason",
-    "connection_id",
-    "user_id",
-    "run_id",
-    "thread_id",
-)
+#: Output columns taken as they are (the rest are worked out in ``batch_columns``).
+_DERIVED: Final = frozenset({"severity", "raw_log_name", "infer_text", "message"})
+_PASS: Final = tuple(name for name in OUTPUT_COLUMNS if name not in _DERIVED)
 
 
 def batch_columns(
