@@ -283,9 +283,7 @@ def _resolve_path(key: str, value: Any, src: Path, where: str) -> Any:
         return value
     if "://" in value:
         return value
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = (src.parent / path).resolve()
+    path = _against(value, src)
     if key.endswith("_file") and not path.is_file():
         raise UsageError(f"{where}: file {path} does not exist",
                          expected="an existing file (relative paths are resolved against the "
@@ -297,13 +295,17 @@ def _resolve_path(key: str, value: Any, src: Path, where: str) -> Any:
     return str(path)
 
 
+def _against(value: str, src: Path) -> Path:
+    """``value`` as a path, a relative one taken against the params file's directory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (src.parent / path).resolve()
+
+
 def _check_source(key: str, value: Any, src: Path, where: str) -> Any:
     """A log source that is a path must exist (resolved like the other paths)."""
     if not (isinstance(value, str) and value) or value in _SOURCE_WORDS or "://" in value:
         return value
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = (src.parent / path).resolve()
+    path = _against(value, src)
     if not path.exists():
         raise UsageError(f"{where}: log export {path} does not exist",
                          expected="an existing export file, 'testbed', 'sample', '' or "
