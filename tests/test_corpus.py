@@ -124,6 +124,7 @@ def test_array_cut_midway_keeps_the_complete_elements() -> None:
                             5: "field 'timestamp' is not a time, expected an RFC 3339 string",
                             6: "it is a JSON array, expected a LogEntry object"}),
     ("missing_timestamp.ndjson", {2: "it has no timestamp"}),
+    ("out_of_range_timestamps.ndjson", {2: "not within 1677-2262", 3: "not within 1677-2262"}),
 ])
 def test_bad_records_are_counted_with_line_and_reason(name: str, expected: dict[int, str]) -> None:
     """Records of the wrong shape are skipped, each named by its line with what was expected."""

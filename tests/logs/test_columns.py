@@ -82,3 +82,12 @@ def test_url_paths():
     """The path of absolute and relative URLs; '/' for a bare host."""
     urls = pa.array(["https://h.example/ws?x=1", "/api/v1/websocket#f", "https://h.example", None])
     assert url_paths(urls).to_pylist() == ["/ws", "/api/v1/websocket", "/", None]
+
+
+def test_parse_timestamps_beyond_nanosecond_range_are_null():
+    """A time pandas can parse but nanoseconds cannot hold (year 2300, 1500) becomes null."""
+    values = pa.array(["2300-01-01T00:00:00Z", "1500-06-01T00:00:00+02:00",
+                       "2025-01-01T00:00:00+01:00"])
+    parsed = parse_timestamps(values).to_pylist()
+    assert parsed[:2] == [None, None]
+    assert parsed[2].isoformat() == "2024-12-31T23:00:00+00:00"

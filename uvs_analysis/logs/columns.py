@@ -61,7 +61,13 @@ def parse_timestamps(text: pa.Array) -> pa.Array:
         utc=True,
         errors="coerce",
     )
+    # pandas may parse at a coarser unit: a time nanoseconds cannot hold becomes null (bad).
+    series = series.where((series >= _NS_MIN) & (series <= _NS_MAX))
     return pa.array(series.astype("datetime64[ns, UTC]"), type=pa.timestamp("ns", tz="UTC"))
+
+
+_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
+_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 
 
 def url_paths(urls: pa.Array) -> pa.Array:
