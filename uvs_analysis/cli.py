@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "uvs_analysis.logs.sample_cli",
     "uvs_analysis.testbed.cli",
     "uvs_analysis.emulator.cli",
+    "uvs_analysis.bqstandin.cli",
     "uvs_analysis.logs.cli",
     "uvs_analysis.replay.cli",
     "uvs_analysis.report.cli",

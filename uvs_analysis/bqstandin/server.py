@@ -1,0 +1,364 @@
+"""A local HTTP server speaking the BigQuery REST API (query jobs), plus control routes.
+
+Routes: the BigQuery methods of :mod:`uvs_analysis.bqstandin.service` under
+``/bigquery/v2/projects/{project}/...``, and
+    ``GET  /standin/stats``   the accounting as JSON (``StandinStats.to_json``).
+    ``POST /standin/reset``   forget the counters and the kept jobs.
+
+Point the real client at it with ``handle.client()`` or::
+
+    bigquery.Client(project=P, credentials=AnonymousCredentials(),
+                    client_options={"api_endpoint": handle.endpoint})
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
+
+import orjson
+
+from uvs_analysis.bqstandin.alllogs import AllLogsBuild, build_alllogs, connect
+from uvs_analysis.bqstandin.engine import BigQueryEngine
+from uvs_analysis.bqstandin.service import Reply, StandinService, StandinStats, error_body
+from uvs_analysis.errors import BadInputError, UsageError
+
+if TYPE_CHECKING:
+    import duckdb
+    from google.cloud.bigquery import Client
+
+__all__ = [
+    "StandinHandle",
+    "make_server",
+    "open_service",
+    "serve_forever",
+    "start_standin",
+    "start_standin_from_database",
+]
+
+_MAX_BODY: Final = 16 << 20
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], service: StandinService) -> None:
+        super().__init__(address, _Handler)
+        self.service = service
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    timeout = 120
+    server_version = "uvs-bigquery-standin"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep quiet: the accounting is in ``/standin/stats``."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def _dispatch(self, method: str) -> None:
+        path, _, query_text = self.path.partition("?")
+        body = self._body()
+        if body is None:
+            return
+        service = self.server.service
+        if path == "/standin/stats" and method == "GET":
+            self._send(Reply(200, orjson.dumps(service.stats().to_json())))
+            return
+        if path == "/standin/reset" and method == "POST":
+            service.reset()
+            self._send(Reply(200, b"{}"))
+            return
+        query = dict(parse_qsl(query_text, keep_blank_values=True))
+        try:
+            reply = service.handle(method, path, query, body)
+        except Exception as exc:  # a bug must answer 500, not drop the connection
+            reply = Reply(500, error_body(500, f"stand-in error: {type(exc).__name__}: {exc}"))
+        self._send(reply)
+
+    def _body(self) -> bytes | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_BODY:
+            self.close_connection = True
+            self._send(Reply(400, error_body(400, f"Content-Length must be 0..{_MAX_BODY}")))
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+
+def make_server(service: StandinService, *, host: str = "127.0.0.1", port: int = 0) -> _Server:
+    """Bind an HTTP server for ``service`` (port 0 picks a free port); not yet serving.
+
+    Raises:
+        UsageError: the address cannot be bound.
+    """
+    try:
+        return _Server((host, port), service)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+            expected="a free port on a local address",
+            hint="pick another --port, or 0 for any free port",
+        ) from exc
+
+
+def _endpoint(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    return f"http://[{text}]:{port}" if ":" in text else f"http://{text}:{port}"
+
+
+class StandinHandle:
+    """A running stand-in (background thread). Use as a context manager or call ``stop()``.
+
+    Attributes:
+        endpoint: the base URL (``client_options={"api_endpoint": endpoint}``).
+        project, dataset: where the table lives.
+        table_id: ``PROJECT.DATASET._AllLogs``.
+        build: what the table build read (None when started from a database file).
+        service: the REST methods (and the engine at ``service.engine``).
+    """
+
+    def __init__(
+        self,
+        server: _Server,
+        service: StandinService,
+        con: duckdb.DuckDBPyConnection,
+        build: AllLogsBuild | None = None,
+    ) -> None:
+        self.service = service
+        self.build = build
+        self.project = service.engine.project
+        self.dataset = service.engine.dataset
+        self.table_id = f"{self.project}.{self.dataset}._AllLogs"
+        self.endpoint = _endpoint(server)
+        self.port = int(server.server_address[1])
+        self._server = server
+        self._con = con
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"bigquery-standin-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        self._stopped = False
+
+    def stats(self) -> StandinStats:
+        """A snapshot of the accounting."""
+        return self.service.stats()
+
+    def reset(self) -> None:
+        """Forget the counters and the kept jobs."""
+        self.service.reset()
+
+    def client(self, project: str | None = None) -> Client:
+        """A real ``google.cloud.bigquery.Client`` (anonymous) aimed at this server."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        return bigquery.Client(
+            project=project or self.project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": self.endpoint},
+        )
+
+    def stop(self) -> None:
+        """Stop serving, release the port and close the database (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._con.close()
+
+    def __enter__(self) -> StandinHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def open_service(
+    logs: Sequence[Path] | None,
+    *,
+    project: str = "demo-project",
+    dataset: str = "cloud_run_logs",
+    database: Path | None = None,
+    memory_limit: str | None = None,
+    max_jobs: int = 100,
+    clock: Callable[[], float] | None = None,
+) -> tuple[StandinService, duckdb.DuckDBPyConnection, AllLogsBuild | None]:
+    """Build (from ``logs``) or open (``logs=None``: from ``database``) the table and a service.
+
+    Raises:
+        BadInputError: a file is missing or not a log export; the database has no table.
+    """
+    if logs is None and database is None:
+        raise UsageError("no logs and no database were given", expected="--logs or --database")
+    if logs is None and database is not None and not Path(database).is_file():
+        raise BadInputError(
+            f"the DuckDB database {database} does not exist",
+            expected="a database file with an _AllLogs table (build it with --logs first)",
+        )
+    con = connect(database, memory_limit=memory_limit)
+    try:
+        build = build_alllogs(con, list(logs)) if logs is not None else None
+        _check_table(con, database)
+        engine = BigQueryEngine(con, project=project, dataset=dataset)
+    except BaseException:
+        con.close()
+        raise
+    kwargs: dict[str, Any] = {"max_jobs": max_jobs}
+    if clock is not None:
+        kwargs["clock"] = clock
+    return StandinService(engine, **kwargs), con, build
+
+
+def _check_table(con: duckdb.DuckDBPyConnection, database: Path | None) -> None:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_AllLogs'"
+    ).fetchall()[0]
+    if not found or not found[0]:
+        raise BadInputError(
+            f"the DuckDB database {database} has no _AllLogs table",
+            expected="a database built by build_alllogs (or uvs-analysis bigquery-standin "
+            "--logs FILE --database DB)",
+        )
+
+
+def start_standin(
+    logs: Sequence[Path],
+    *,
+    project: str = "demo-project",
+    dataset: str = "cloud_run_logs",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    database: Path | None = None,
+    memory_limit: str | None = None,
+    max_jobs: int = 100,
+) -> StandinHandle:
+    """Build ``_AllLogs`` from export files and serve it from a background thread.
+
+    Args:
+        logs: Cloud Logging export files (NDJSON or JSON array, optionally gzipped).
+        project: the BigQuery project id of the table.
+        dataset: the dataset id (the linked dataset of the log bucket).
+        host: address to bind (keep it local).
+        port: port to bind; 0 picks a free one (see ``.endpoint``).
+        database: a DuckDB file for the table (spills to disk); None keeps it in memory.
+        memory_limit: DuckDB's memory limit, e.g. ``"2GB"``.
+        max_jobs: jobs whose results are kept for paging.
+
+    Raises:
+        BadInputError: a file is missing or not a log export; the port is taken.
+    """
+    service, con, build = open_service(
+        logs,
+        project=project,
+        dataset=dataset,
+        database=database,
+        memory_limit=memory_limit,
+        max_jobs=max_jobs,
+    )
+    return _start(service, con, build, host, port)
+
+
+def start_standin_from_database(
+    database: Path,
+    *,
+    project: str = "demo-project",
+    dataset: str = "cloud_run_logs",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    memory_limit: str | None = None,
+    max_jobs: int = 100,
+) -> StandinHandle:
+    """Serve the ``_AllLogs`` table of an existing DuckDB file (built with ``build_alllogs``).
+
+    Raises:
+        BadInputError: the file does not exist or has no ``_AllLogs`` table; the port is taken.
+    """
+    service, con, build = open_service(
+        None,
+        project=project,
+        dataset=dataset,
+        database=database,
+        memory_limit=memory_limit,
+        max_jobs=max_jobs,
+    )
+    return _start(service, con, build, host, port)
+
+
+def _start(
+    service: StandinService,
+    con: duckdb.DuckDBPyConnection,
+    build: AllLogsBuild | None,
+    host: str,
+    port: int,
+) -> StandinHandle:
+    try:
+        server = make_server(service, host=host, port=port)
+    except BaseException:
+        con.close()
+        raise
+    return StandinHandle(server, service, con, build)
+
+
+def serve_forever(
+    service: StandinService,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve in the calling thread until interrupted; ``on_ready`` gets the endpoint URL."""
+    server = make_server(service, host=host, port=port)
+    try:
+        if on_ready is not None:
+            on_ready(_endpoint(server))
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
