@@ -6,6 +6,7 @@ these columns, in this order, with these dtypes. Timestamps are UTC. Missing val
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -19,6 +20,7 @@ __all__ = [
     "SEVERITIES",
     "SEVERITY_RANK",
     "BadRecord",
+    "LogAggregates",
     "LogLoad",
     "empty_frame",
     "log_kind_of",
@@ -127,11 +129,75 @@ class BadRecord:
     reason: str
 
 
+@dataclass(frozen=True, eq=False)
+class LogAggregates:
+    """Analysis results computed where the logs live (a load pushed down to BigQuery).
+
+    The analysis functions (``summarize_logs``, ``error_signatures``, ``websocket_sessions``,
+    ``severity_over_time``, ``close_code_counts``, ``revision_timeline``, ``deploys``,
+    ``instance_events``, ``error_waves``) read these instead of the frame when they are given
+    a LogLoad that has them; the frame then holds only the rows near failures.
+
+    Attributes:
+        entries: entries matching the query, after deduplication (not only those fetched).
+        first, last: the earliest and latest entry's timestamp (None without entries).
+        severity_counts, log_kinds: entries per severity and per log kind.
+        close_codes: entries per WebSocket close code.
+        signatures: ``signatures.SIGNATURE_COLUMNS``, most frequent first.
+        error_counts: error events per (timestamp, revision, template): columns timestamp,
+            revision, template, count.
+        severity_bins: entries per (time bin of ``bin_s`` seconds, severity): time, severity,
+            count.
+        bin_s: the bin width of ``severity_bins``.
+        revisions: ``timeline.REVISION_COLUMNS`` without ``errors``.
+        revision_firsts: first entry per (service, revision): service, revision, first_seen.
+        instance_found: ``timeline.INSTANCE_EVENT_COLUMNS`` found in log texts.
+        instance_bounds: per instance: instance_id, first_time, first_revision, last_time,
+            last_revision.
+        sessions: ``sessions.SESSION_COLUMNS`` of the fetched WebSocket sessions.
+        session_counts: per revision: revision, count, at_timeout, unknown_duration, max_s,
+            and the overall p50_s, p95_s.
+        sessions_total: WebSocket sessions in the query (``len(sessions)`` may be capped).
+        request_timeout_s, tolerance_s: what ``at_timeout`` was computed for.
+        min_severity, gap_s, max_examples: the error-event settings of signatures.
+        rows_near_failures: rows near failures (fetched or not).
+    """
+
+    entries: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    severity_counts: Mapping[str, int]
+    log_kinds: Mapping[str, int]
+    close_codes: Mapping[int, int]
+    signatures: pd.DataFrame
+    error_counts: pd.DataFrame
+    severity_bins: pd.DataFrame
+    bin_s: int
+    revisions: pd.DataFrame
+    revision_firsts: pd.DataFrame
+    instance_found: pd.DataFrame
+    instance_bounds: pd.DataFrame
+    sessions: pd.DataFrame
+    session_counts: pd.DataFrame
+    sessions_total: int
+    request_timeout_s: float
+    tolerance_s: float
+    min_severity: str
+    gap_s: float
+    max_examples: int
+    rows_near_failures: int
+
+
 @dataclass(frozen=True)
 class LogLoad:
     """Entries loaded from one source, normalized, with full accounting.
 
-    ``read == len(frame) + len(bad_records) + duplicates + filtered_out`` always holds.
+    ``read == len(frame) + len(bad_records) + duplicates + filtered_out`` always holds for a
+    load whose frame holds every entry. A load pushed down to BigQuery carries ``aggregates``
+    and its frame holds only the rows near failures: there ``read`` counts the entries the
+    query matched (duplicates included), ``filtered_out`` is 0 (the server does not count rows
+    outside the query) and ``read == aggregates.entries + duplicates``, with
+    ``aggregates.entries - len(frame)`` entries not fetched.
     """
 
     frame: pd.DataFrame
@@ -142,3 +208,4 @@ class LogLoad:
     duplicates: int = 0
     filtered_out: int = 0
     meta: dict[str, object] = field(default_factory=dict)
+    aggregates: LogAggregates | None = None

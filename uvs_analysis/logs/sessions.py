@@ -15,8 +15,8 @@ from typing import Final
 import pandas as pd
 
 from uvs_analysis.errors import UsageError
-from uvs_analysis.logs.schema import COLUMNS
-from uvs_analysis.logs.signatures import require_columns
+from uvs_analysis.logs.schema import COLUMNS, LogLoad
+from uvs_analysis.logs.signatures import require_columns, split_load
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
@@ -66,7 +66,7 @@ def check_request_timeout(request_timeout_s: float, *, name: str = "--request-ti
 
 
 def websocket_sessions(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | LogLoad,
     *,
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     tolerance_s: float = 1.0,
@@ -74,7 +74,9 @@ def websocket_sessions(
     """One row per WebSocket session (request log with status 101).
 
     Args:
-        frame: a normalized log frame.
+        frame: a normalized log frame, or a LogLoad (one pushed down to BigQuery gives the
+            sessions BigQuery listed: every session unless more than its ``max_rows``, see
+            ``load.meta["sessions_not_fetched"]``).
         request_timeout_s: the service's request timeout in seconds (0 < t <= 3600).
         tolerance_s: how close to the timeout a session must end to count as cut by it.
 
@@ -82,10 +84,16 @@ def websocket_sessions(
         The columns ``SESSION_COLUMNS``, sorted by start. A session without latency keeps
         NA duration and end and is not at the timeout.
     """
-    require_columns(frame, COLUMNS)
+    frame, aggregates = split_load(frame)
     timeout = check_request_timeout(request_timeout_s)
     if not tolerance_s >= 0:
         raise UsageError(f"tolerance_s {tolerance_s!r} is negative", expected="0 seconds or more")
+    if aggregates is not None:
+        pushed = aggregates.sessions.copy()
+        at = ((pushed["duration_s"] - timeout).abs() <= tolerance_s).fillna(False).astype(bool)
+        pushed["at_timeout"] = at
+        return pushed.astype(SESSION_COLUMNS)
+    require_columns(frame, COLUMNS)
     is_session = (frame["log_kind"] == "request") & (frame["http_status"] == 101)
     rows = frame.loc[is_session.fillna(False).astype(bool)]
     duration = rows["http_latency_s"].astype("Float64")

@@ -23,7 +23,7 @@ from typing import Final
 import pandas as pd
 
 from uvs_analysis.errors import BadInputError, UsageError
-from uvs_analysis.logs.schema import COLUMNS, SEVERITIES, SEVERITY_RANK
+from uvs_analysis.logs.schema import COLUMNS, SEVERITIES, SEVERITY_RANK, LogAggregates, LogLoad
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -39,6 +39,7 @@ __all__ = [
     "severity_floor",
     "severity_rank",
     "signature_text",
+    "split_load",
 ]
 
 # Public: the masking table
@@ -266,7 +267,7 @@ _EXC_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(?::(?:\s.*)?)?$")
 
 
 def error_events(
-    frame: pd.DataFrame, *, min_severity: str = "ERROR", gap_s: float = 1.0
+    frame: pd.DataFrame | LogLoad, *, min_severity: str = "ERROR", gap_s: float = 1.0
 ) -> pd.DataFrame:
     """Error events: rows at or above ``min_severity``, with split tracebacks joined.
 
@@ -277,13 +278,15 @@ def error_events(
     the final exception line. Request logs keep their status in the template (``HTTP 502 ...``).
 
     Args:
-        frame: a normalized log frame (``uvs_analysis.logs.schema.COLUMNS``).
+        frame: a normalized log frame (``uvs_analysis.logs.schema.COLUMNS``), or a LogLoad
+            (its frame: for a load pushed down to BigQuery, the rows fetched near failures).
         min_severity: the severity floor (a name from ``SEVERITIES``).
         gap_s: the longest pause between two lines of one traceback, in seconds.
 
     Returns:
         One row per event with the columns ``EVENT_COLUMNS``, sorted by time.
     """
+    frame = split_load(frame)[0]
     require_columns(frame, COLUMNS)
     floor = severity_floor(min_severity)
     if not gap_s >= 0:
@@ -321,8 +324,15 @@ def error_events(
     return events.loc[:, list(EVENT_COLUMNS)]
 
 
+def split_load(data: pd.DataFrame | LogLoad) -> tuple[pd.DataFrame, LogAggregates | None]:
+    """The frame of ``data`` and, for a load pushed down to BigQuery, its aggregates."""
+    if isinstance(data, LogLoad):
+        return data.frame, data.aggregates
+    return data, None
+
+
 def error_signatures(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | LogLoad,
     *,
     min_severity: str = "ERROR",
     gap_s: float = 1.0,
@@ -331,7 +341,8 @@ def error_signatures(
     """Group error events by template.
 
     Args:
-        frame: a normalized log frame.
+        frame: a normalized log frame, or a LogLoad (one pushed down to BigQuery gives the
+            signatures BigQuery computed over every entry, not only the rows fetched).
         min_severity: the severity floor.
         gap_s: see ``error_events``.
         max_examples: how many insertIds to keep per template.
@@ -342,6 +353,9 @@ def error_signatures(
     """
     if max_examples < 1:
         raise UsageError(f"max_examples {max_examples!r} is below 1", expected="1 or more")
+    frame, aggregates = split_load(frame)
+    if aggregates is not None:
+        return _pushed_signatures(aggregates, min_severity, gap_s, max_examples)
     events = error_events(frame, min_severity=min_severity, gap_s=gap_s)
     if events.empty:
         return _empty_signatures()
@@ -365,6 +379,28 @@ def error_signatures(
         ["count", "first_seen", "template"], ascending=[False, True, True], kind="stable"
     )
     return _typed_signatures(table.reset_index(drop=True))
+
+
+def _pushed_signatures(
+    aggregates: LogAggregates, min_severity: str, gap_s: float, max_examples: int
+) -> pd.DataFrame:
+    wanted = (severity_floor(min_severity), float(gap_s))
+    have = (severity_floor(aggregates.min_severity), float(aggregates.gap_s))
+    if wanted != have or max_examples > aggregates.max_examples:
+        raise UsageError(
+            f"error_signatures(min_severity={min_severity!r}, gap_s={gap_s!r}, "
+            f"max_examples={max_examples!r}) differs from what BigQuery computed "
+            f"(min_severity={aggregates.min_severity!r}, gap_s={aggregates.gap_s!r}, "
+            f"max_examples={aggregates.max_examples!r})",
+            expected="the settings the load was pushed down with",
+            hint="call it with those settings, or load again with other PushdownSettings",
+        )
+    table = aggregates.signatures.copy()
+    if max_examples < aggregates.max_examples:
+        table["insert_ids"] = table["insert_ids"].map(
+            lambda ids: ",".join(str(ids).split(",")[:max_examples]) if ids else ids
+        ).astype("string[pyarrow]")
+    return table
 
 
 def signature_text(message: str) -> str:

@@ -7,6 +7,13 @@ A source is named by a string, so notebooks, params files and the CLI all say th
                                          optionally gzipped
     cloudlogging://PROJECT               Cloud Logging with Application Default Credentials
     cloudlogging://PROJECT?endpoint=URL  the same API at another endpoint (the local emulator)
+    bigquery://PROJECT/DATASET           a Log Analytics linked dataset's _AllLogs view, analysed
+                                         in BigQuery (only aggregates and the rows near failures
+                                         are fetched); options: table=NAME (another table of the
+                                         same shape), endpoint=URL (a local stand-in),
+                                         max_bytes=N (cost guard per query, 0: none; default
+                                         10 GiB), max_rows=N, request_timeout_s=S, context_s=S,
+                                         bin_s=S
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from uvs_analysis.logs.schema import LogLoad
 __all__ = ["LogSource", "load_logs", "open_source"]
 
 CLOUD_SCHEME = "cloudlogging"
+BIGQUERY_SCHEME = "bigquery"
+_EXPECTED = "a file path, 'sample', cloudlogging://PROJECT[?endpoint=URL] or bigquery://PROJECT/DATASET"
 
 
 class LogSource(Protocol):
@@ -47,7 +56,7 @@ def open_source(spec: str, *, checkpoint_dir: Path | None = None) -> LogSource:
     if not text:
         raise BadInputError(
             "the log source is empty",
-            expected="a file path, 'sample' or cloudlogging://PROJECT[?endpoint=URL]",
+            expected=_EXPECTED,
         )
     if text.startswith(f"{CLOUD_SCHEME}://"):
         from uvs_analysis.logs.cloud import CloudLoggingSource, PullPolicy
@@ -73,10 +82,14 @@ def open_source(spec: str, *, checkpoint_dir: Path | None = None) -> LogSource:
             policy=PullPolicy(requests_per_minute=rpm),
             checkpoint_dir=checkpoint_dir,
         )
+    if text.startswith(f"{BIGQUERY_SCHEME}://"):
+        from uvs_analysis.logs.bigquery import bigquery_source
+
+        return bigquery_source(text)
     if "://" in text:
         raise BadInputError(
             f"log source {spec!r} has an unknown scheme",
-            expected="a file path, 'sample' or cloudlogging://PROJECT[?endpoint=URL]",
+            expected=_EXPECTED,
         )
     from uvs_analysis.logs.files import FileSource
 

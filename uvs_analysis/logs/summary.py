@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from uvs_analysis.logs.schema import LogLoad
+from uvs_analysis.logs.schema import LogAggregates, LogLoad
 from uvs_analysis.logs.sessions import session_summary, websocket_sessions
 from uvs_analysis.logs.signatures import error_signatures
 from uvs_analysis.logs.timeline import close_code_counts
@@ -23,6 +23,9 @@ def summarize_logs(
     request_timeout_s}), window ({first, last}), and the pull's metadata when there is any.
     """
     frame = load.frame
+    aggregates = load.aggregates
+    if aggregates is not None:
+        return _pushed_summary(load, aggregates, request_timeout_s=request_timeout_s, top=top)
     sessions = session_summary(
         websocket_sessions(frame, request_timeout_s=request_timeout_s)
     )
@@ -57,11 +60,57 @@ def summarize_logs(
             "last": None if last is None else last.isoformat(),
         },
     }
+    return _with_meta(summary, load)
+
+
+def _with_meta(summary: dict[str, Any], load: LogLoad) -> dict[str, Any]:
     if load.meta:
         summary["pull"] = {k: v for k, v in load.meta.items() if k != "cache"}
         if "cache" in load.meta:
             summary["cache"] = load.meta["cache"]
     return summary
+
+
+def _pushed_summary(
+    load: LogLoad, aggregates: LogAggregates, *, request_timeout_s: float, top: int
+) -> dict[str, Any]:
+    """The summary of a load pushed down to BigQuery, from the aggregates it computed."""
+    signatures = error_signatures(load).head(top)
+    if float(request_timeout_s) == aggregates.request_timeout_s:
+        counts = aggregates.session_counts
+        ws_count, at_timeout = int(counts["count"].sum()), int(counts["at_timeout"].sum())
+    else:  # the sessions listed, judged against this timeout
+        sessions = session_summary(websocket_sessions(load, request_timeout_s=request_timeout_s))
+        ws_count, at_timeout = aggregates.sessions_total, sessions.at_timeout
+    summary: dict[str, Any] = {
+        "source": load.source,
+        "entries": aggregates.entries,
+        "read": load.read,
+        "bad_lines": load.bad_total,
+        "bad_records": [
+            {"source": bad.source, "line": bad.line, "reason": bad.reason}
+            for bad in load.bad_records[:20]
+        ],
+        "duplicates": load.duplicates,
+        "filtered_out": load.filtered_out,
+        "severity_counts": dict(aggregates.severity_counts),
+        "log_kinds": dict(aggregates.log_kinds),
+        "close_codes": {str(code): int(n) for code, n in close_code_counts(load).items()},
+        "top_signatures": [
+            {"template": str(template), "count": int(count)}
+            for template, count in zip(signatures["template"], signatures["count"], strict=True)
+        ],
+        "ws_sessions": {
+            "count": ws_count,
+            "at_timeout": at_timeout,
+            "request_timeout_s": request_timeout_s,
+        },
+        "window": {
+            "first": None if aggregates.first is None else aggregates.first.isoformat(),
+            "last": None if aggregates.last is None else aggregates.last.isoformat(),
+        },
+    }
+    return _with_meta(summary, load)
 
 
 def _counts(series: Any) -> dict[str, int]:
@@ -93,6 +142,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if "filter" in pull:
         lines += ["", "Cloud Logging filter (re-run it in Logs Explorer):", "", "```",
                   str(pull["filter"]), "```"]
+    if pull.get("pushed_down"):
+        lines += ["", f"Computed in BigQuery (`{pull.get('table')}`): "
+                  f"{int(pull.get('bytes_estimated', 0)):,} bytes scanned (dry-run estimate); "
+                  f"{int(pull.get('rows_fetched', 0)):,} rows near failures fetched, "
+                  f"{int(pull.get('rows_near_failures_not_fetched', 0)):,} more over the row "
+                  f"limit of {int(pull.get('max_rows', 0)):,}."]
     if summary.get("cache"):
         cache = summary["cache"]
         state = "read from the cached snapshot" if cache.get("hit") else "pulled and cached"

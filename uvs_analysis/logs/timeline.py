@@ -1,6 +1,8 @@
 """Timeline of a Cloud Run service: revisions, deploys, instance lifecycles and error waves.
 
 Everything here reads a normalized log frame and returns a frame; nothing reads the clock.
+Each function also takes a LogLoad: one pushed down to BigQuery is answered from the aggregates
+BigQuery computed over every entry (its frame holds only the rows near failures).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Final
 import pandas as pd
 
 from uvs_analysis.errors import UsageError
-from uvs_analysis.logs.schema import COLUMNS, SEVERITIES
-from uvs_analysis.logs.signatures import error_events, require_columns
+from uvs_analysis.logs.schema import COLUMNS, SEVERITIES, LogAggregates, LogLoad
+from uvs_analysis.logs.signatures import error_events, require_columns, split_load
 
 __all__ = [
     "DEPLOY_COLUMNS",
@@ -98,12 +100,15 @@ WAVE_COLUMNS: Final = {
 }
 
 
-def revision_timeline(frame: pd.DataFrame) -> pd.DataFrame:
+def revision_timeline(frame: pd.DataFrame | LogLoad) -> pd.DataFrame:
     """Per revision: first and last entry, entries, error events, instances and sessions.
 
     Returns:
         The columns ``REVISION_COLUMNS``, one row per revision, by first_seen.
     """
+    frame, aggregates = split_load(frame)
+    if aggregates is not None:
+        return _pushed_revisions(aggregates)
     require_columns(frame, COLUMNS)
     if frame.empty:
         return _empty(REVISION_COLUMNS)
@@ -130,7 +135,7 @@ def revision_timeline(frame: pd.DataFrame) -> pd.DataFrame:
     return _typed(table.reset_index(drop=True), REVISION_COLUMNS)
 
 
-def deploys(frame: pd.DataFrame) -> pd.DataFrame:
+def deploys(frame: pd.DataFrame | LogLoad) -> pd.DataFrame:
     """New revisions appearing, per service.
 
     The earliest revision of each service in the window is the baseline, not a deploy; each
@@ -140,16 +145,17 @@ def deploys(frame: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The columns ``DEPLOY_COLUMNS``, by time.
     """
-    require_columns(frame, COLUMNS)
-    known = frame.dropna(subset=["revision", "timestamp"])
-    if known.empty:
+    frame, aggregates = split_load(frame)
+    if aggregates is not None:
+        first = aggregates.revision_firsts.rename(columns={"first_seen": "timestamp"})
+    else:
+        require_columns(frame, COLUMNS)
+        known = frame.dropna(subset=["revision", "timestamp"])
+        by_revision = known.groupby(["service", "revision"], dropna=False, sort=False)
+        first = by_revision["timestamp"].min().reset_index()
+    if first.empty:
         return _empty(DEPLOY_COLUMNS)
-    first = (
-        known.groupby(["service", "revision"], dropna=False, sort=False)["timestamp"]
-        .min()
-        .reset_index()
-        .sort_values(["timestamp", "revision"], kind="stable")
-    )
+    first = first.sort_values(["timestamp", "revision"], kind="stable")
     rows = []
     for service, revisions in first.groupby("service", dropna=False, sort=False):
         ordered = revisions.to_dict("records")
@@ -167,7 +173,7 @@ def deploys(frame: pd.DataFrame) -> pd.DataFrame:
     return _typed(table, DEPLOY_COLUMNS)
 
 
-def instance_events(frame: pd.DataFrame) -> pd.DataFrame:
+def instance_events(frame: pd.DataFrame | LogLoad) -> pd.DataFrame:
     """Instance starts, shutdowns, crashes, OOMs and probe failures.
 
     Events come from system entries (and shutdown texts on stdout/stderr, see
@@ -178,6 +184,13 @@ def instance_events(frame: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The columns ``INSTANCE_EVENT_COLUMNS``, by time.
     """
+    frame, aggregates = split_load(frame)
+    if aggregates is not None:
+        found = aggregates.instance_found
+        inferred = _inferred_from_bounds(aggregates.instance_bounds, found)
+        table = pd.concat([found, inferred], ignore_index=True) if len(inferred) else found
+        table = _typed(table, INSTANCE_EVENT_COLUMNS)
+        return table.sort_values(["time", "instance_id"], kind="stable").reset_index(drop=True)
     require_columns(frame, COLUMNS)
     rows = []
     candidates = frame.loc[frame["log_kind"].isin(["system", "stdout", "stderr"]).fillna(False)]
@@ -202,7 +215,7 @@ def instance_events(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def error_waves(
-    frame: pd.DataFrame, *, bin_s: float = 60, factor: float = 3.0, min_errors: int = 5
+    frame: pd.DataFrame | LogLoad, *, bin_s: float = 60, factor: float = 3.0, min_errors: int = 5
 ) -> pd.DataFrame:
     """Bursts of errors well above the usual rate.
 
@@ -214,16 +227,23 @@ def error_waves(
         The columns ``WAVE_COLUMNS``, by start. ``attrs["without_timestamp"]`` counts the error
         events that could not be binned because they have no time.
     """
-    require_columns(frame, COLUMNS)
+    frame, aggregates = split_load(frame)
+    if aggregates is None:
+        require_columns(frame, COLUMNS)
     if not bin_s > 0 or not factor > 0 or not min_errors >= 1:
         raise UsageError(
             f"error_waves(bin_s={bin_s!r}, factor={factor!r}, min_errors={min_errors!r})"
             " has a value out of range",
             expected="bin_s > 0, factor > 0 and min_errors >= 1",
         )
-    all_events = error_events(frame)
+    if aggregates is not None:
+        counts = aggregates.error_counts
+        all_events = counts.loc[counts.index.repeat(counts["count"]), ["timestamp", "template"]]
+        times = pd.Series([aggregates.first, aggregates.last], dtype=_TS).dropna()
+    else:
+        all_events = error_events(frame)
+        times = frame["timestamp"].dropna()
     events = all_events.dropna(subset=["timestamp"])
-    times = frame["timestamp"].dropna()
     if events.empty or times.empty:
         return _with_skipped(_empty(WAVE_COLUMNS), len(all_events) - len(events))
     width = pd.Timedelta(seconds=bin_s)
@@ -255,7 +275,7 @@ def error_waves(
     return _with_skipped(table, len(all_events) - len(events))
 
 
-def severity_over_time(frame: pd.DataFrame, *, freq: str = "1min") -> pd.DataFrame:
+def severity_over_time(frame: pd.DataFrame | LogLoad, *, freq: str = "1min") -> pd.DataFrame:
     """Entries per time bin and severity.
 
     Args:
@@ -266,8 +286,11 @@ def severity_over_time(frame: pd.DataFrame, *, freq: str = "1min") -> pd.DataFra
         A frame indexed by bin start (``time``, UTC, every bin of the span), one int64 column per
         severity present (in ``SEVERITIES`` order; NA counts as DEFAULT).
         ``attrs["without_timestamp"]`` counts the rows left out because they have no time.
+        For a load pushed down to BigQuery, ``freq`` must be a multiple of its ``bin_s``.
     """
-    require_columns(frame, COLUMNS)
+    frame, aggregates = split_load(frame)
+    if aggregates is None:
+        require_columns(frame, COLUMNS)
     try:
         offset = pd.Timedelta(freq)
     except (ValueError, TypeError):
@@ -277,6 +300,8 @@ def severity_over_time(frame: pd.DataFrame, *, freq: str = "1min") -> pd.DataFra
             f"freq {freq!r} is not a time bin",
             expected='a positive fixed width such as "30s", "1min" or "1h"',
         )
+    if aggregates is not None:
+        return _pushed_severity(aggregates, offset, freq)
     data = frame.dropna(subset=["timestamp"])
     skipped = len(frame) - len(data)
     if data.empty:
@@ -294,15 +319,19 @@ def severity_over_time(frame: pd.DataFrame, *, freq: str = "1min") -> pd.DataFra
     return _with_skipped(counts, skipped)
 
 
-def close_code_counts(frame: pd.DataFrame) -> pd.Series:
+def close_code_counts(frame: pd.DataFrame | LogLoad) -> pd.Series:
     """How often each WebSocket close code appears, most frequent first.
 
     Returns:
         An int64 Series named ``count``, indexed by close code (``ws_close_code``).
     """
-    require_columns(frame, ["ws_close_code"])
-    codes = frame["ws_close_code"].dropna().astype("int64")
-    counts = codes.value_counts().sort_index(kind="stable")
+    frame, aggregates = split_load(frame)
+    if aggregates is not None:
+        counts = pd.Series(dict(aggregates.close_codes), dtype="int64").sort_index(kind="stable")
+    else:
+        require_columns(frame, ["ws_close_code"])
+        codes = frame["ws_close_code"].dropna().astype("int64")
+        counts = codes.value_counts().sort_index(kind="stable")
     counts = counts.sort_values(ascending=False, kind="stable").astype("int64")
     counts.index.name = "ws_close_code"
     counts.name = "count"
@@ -348,6 +377,62 @@ def _inferred_events(frame: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
     ):
         if instance not in ended:
             rows.append((t, instance, revision, "shutdown", "inferred", _LAST))
+    return pd.DataFrame(rows, columns=list(INSTANCE_EVENT_COLUMNS))
+
+
+def _pushed_revisions(aggregates: LogAggregates) -> pd.DataFrame:
+    table = aggregates.revisions.copy()
+    counts = aggregates.error_counts
+    errors = counts.groupby("revision", dropna=False)["count"].sum()
+    table["errors"] = [int(errors.get(r, 0)) if pd.notna(r) else int(
+        counts.loc[counts["revision"].isna(), "count"].sum()) for r in table["revision"]]
+    table = table.sort_values(["first_seen", "revision"], kind="stable", na_position="last")
+    return _typed(table.reset_index(drop=True), REVISION_COLUMNS)
+
+
+def _pushed_severity(aggregates: LogAggregates, offset: pd.Timedelta, freq: str) -> pd.DataFrame:
+    base = pd.Timedelta(seconds=aggregates.bin_s)
+    if offset % base:
+        raise UsageError(
+            f"freq {freq!r} is not a multiple of the {aggregates.bin_s} s bins BigQuery counted",
+            expected=f"a multiple of {aggregates.bin_s} s such as \"1min\"",
+            hint="load again with a smaller bin_s (e.g. ?bin_s=1) for finer bins",
+        )
+    bins = aggregates.severity_bins
+    if bins.empty:
+        index = pd.DatetimeIndex([], tz="UTC", name="time")
+        empty = pd.DataFrame(index=index, columns=pd.Index([], dtype=object), dtype="int64")
+        return _with_skipped(empty, 0)
+    binned = bins["time"].dt.floor(offset)
+    counts = bins.assign(time=binned).pivot_table(
+        index="time", columns="severity", values="count", aggfunc="sum", fill_value=0
+    )
+    present = [s for s in SEVERITIES if s in counts.columns]
+    others = sorted(c for c in counts.columns if c not in SEVERITIES)
+    full = pd.date_range(binned.min(), binned.max(), freq=offset, name="time")
+    counts = counts.reindex(index=full, columns=present + others, fill_value=0).astype("int64")
+    counts.columns.name = None
+    return _with_skipped(counts, 0)
+
+
+def _inferred_from_bounds(bounds: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
+    started = set(found.loc[found["event"] == "start", "instance_id"].dropna())
+    ended = set(found.loc[found["event"] != "start", "instance_id"].dropna())
+    ordered = bounds.sort_values("instance_id", kind="stable")
+    rows = [
+        (t, instance, revision, "start", "inferred", _FIRST)
+        for t, instance, revision in zip(
+            ordered["first_time"], ordered["instance_id"], ordered["first_revision"], strict=True
+        )
+        if instance not in started
+    ]
+    rows += [
+        (t, instance, revision, "shutdown", "inferred", _LAST)
+        for t, instance, revision in zip(
+            ordered["last_time"], ordered["instance_id"], ordered["last_revision"], strict=True
+        )
+        if instance not in ended
+    ]
     return pd.DataFrame(rows, columns=list(INSTANCE_EVENT_COLUMNS))
 
 
