@@ -240,7 +240,7 @@ def investigate(
     correlation = correlate(
         replay,
         matrix=matrix.summary() if matrix is not None else None,
-        logs=logs.frame if logs is not None else None,
+        logs=logs,
         params=corr_params,
     )
     rule_paths: list[Path] = [BUILTIN_RULES_DIR]
@@ -415,7 +415,8 @@ def _logs(params: InvestigationParams, replay: ReplayResult, target: _Target,
     )
     load = load_logs(source, query, cache_dir=params.cache_dir or None,
                      now=lambda: datetime.now(UTC))
-    if not len(load.frame):
+    entries = load.aggregates.entries if load.aggregates is not None else len(load.frame)
+    if not entries:
         notes.append(f"no log entries matched the query on {load.source}")
     return load
 

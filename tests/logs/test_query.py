@@ -91,3 +91,12 @@ def test_query_for_cloud_logging_requires_a_window() -> None:
         query_for("cloudlogging://proj", service="svc")
     query = query_for("cloudlogging://proj?endpoint=http://127.0.0.1:1", **WINDOW)
     assert query is not None and query.project == "proj"
+
+
+def test_query_for_bigquery_needs_a_window_and_takes_the_project():
+    """A bigquery:// source, like Cloud Logging, refuses a missing window; the project is read."""
+    query = query_for("bigquery://proj/logs_ds?endpoint=http://127.0.0.1:1",
+                      start="2025-09-10T21:00:00Z", end="2025-09-10T23:00:00Z")
+    assert query is not None and query.project == "proj"
+    with pytest.raises(UsageError, match="BigQuery query needs both start and end"):
+        query_for("bigquery://proj/logs_ds")

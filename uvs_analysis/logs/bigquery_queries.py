@@ -36,6 +36,8 @@ class PushdownSettings:
         max_examples: insertIds kept per signature.
         bin_s: width of the severity-over-time bins computed server-side (whole seconds);
             coarser bins that are multiples of it are summed locally.
+        anchor_severity: rows at or above it are failures whose rows are fetched (WARNING:
+            the five-whys correlation reads warnings near failed tries too).
         context_s: rows within this many seconds of a failure on the same instance or trace
             are fetched with it.
         max_rows: the most rows fetched (rows near failures, and WebSocket sessions).
@@ -47,6 +49,7 @@ class PushdownSettings:
     min_severity: str = "ERROR"
     max_examples: int = 3
     bin_s: int = 1
+    anchor_severity: str = "WARNING"
     context_s: float = 2.0
     max_rows: int = 20_000
 
@@ -56,6 +59,7 @@ class PushdownSettings:
             ("tolerance_s", self.tolerance_s >= 0, "0 or more"),
             ("gap_s", self.gap_s >= 0, "0 or more"),
             ("min_severity", self.min_severity in SEVERITY_RANK, "a severity such as ERROR"),
+            ("anchor_severity", self.anchor_severity in SEVERITY_RANK, "a severity: WARNING"),
             ("max_examples", self.max_examples >= 1, "1 or more"),
             ("bin_s", self.bin_s >= 1, "whole seconds, 1 or more"),
             ("context_s", self.context_s >= 0, "0 or more"),
@@ -74,6 +78,7 @@ class PushdownSettings:
             "tolerance_s": Param("FLOAT64", float(self.tolerance_s)),
             "gap_us": Param("INT64", round(self.gap_s * 1e6)),
             "err_rank": Param("INT64", SEVERITY_RANK[self.min_severity]),
+            "anchor_rank": Param("INT64", SEVERITY_RANK[self.anchor_severity]),
             "max_examples": Param("INT64", int(self.max_examples)),
             "bin_us": Param("INT64", int(self.bin_s) * 1_000_000),
             "context_us": Param("INT64", round(self.context_s * 1e6)),
@@ -227,12 +232,12 @@ RAW_COLUMNS: Final = (
 def near_failure_query(table: str, query: LogQuery, settings: PushdownSettings) -> SqlQuery:
     """The rows near failures, raw (for the normalizer), at most ``max_rows``, anchors first.
 
-    A row is an anchor when it is an error (incl. inferred severities), a line of a split
-    traceback, a system log, a 5xx request, a WebSocket session at the timeout, or carries a
-    close code other than 1000/1001. Rows within ``context_s`` of an anchor on the same
+    A row is an anchor when it is at or above ``anchor_severity`` (incl. inferred), a line
+    of a split traceback, a system log, a 5xx request, a WebSocket session at the timeout,
+    or carries a close code other than 1000/1001. Rows within ``context_s`` of an anchor on the same
     instance or trace come with it. ``total`` counts every row near failures (fetched or not).
     """
-    anchor = """(severity_rank >= @err_rank OR in_group OR log_kind = 'system'
+    anchor = """(severity_rank >= @anchor_rank OR in_group OR log_kind = 'system'
       OR (log_kind = 'request' AND (http_status >= 500 OR (http_status = 101
           AND COALESCE(ABS(http_latency_s - @timeout_s) <= @tolerance_s, FALSE))))
       OR (ws_close_code IS NOT NULL AND ws_close_code NOT IN (1000, 1001)))"""

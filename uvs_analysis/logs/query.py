@@ -159,10 +159,11 @@ def query_for(
 ) -> LogQuery | None:
     """The query for a source string, from user-facing parameters ('' means unset).
 
-    Cloud Logging needs an explicit window; a file needs none (None is returned when no
+    Cloud Logging and BigQuery need an explicit window; a file needs none (None is returned when no
     parameter narrows it, so the whole file loads).
     """
-    cloud = source.strip().startswith("cloudlogging://")
+    scheme = source.strip().split("://", 1)[0] if "://" in source else ""
+    cloud = scheme in ("cloudlogging", "bigquery")
     given = {
         "service": service or None,
         "revision": revision or None,
@@ -173,12 +174,15 @@ def query_for(
     kinds = tuple(log_kinds) if log_kinds else DEFAULT_LOG_KINDS
     if cloud:
         if not start or not end:
+            why = ("the client otherwise adds a silent 24-hour one" if scheme == "cloudlogging"
+                   else "it bounds the bytes BigQuery scans")
             raise UsageError(
-                "a Cloud Logging pull needs both start and end",
+                f"a {'Cloud Logging pull' if scheme == 'cloudlogging' else 'BigQuery query'} "
+                "needs both start and end",
                 expected="an explicit window such as --start 2025-09-10T21:00:00Z "
-                "--end 2025-09-10T23:00:00Z (the client otherwise adds a silent 24-hour one)",
+                f"--end 2025-09-10T23:00:00Z ({why})",
             )
-        project = source.strip()[len("cloudlogging://") :].split("?", 1)[0].strip("/")
+        project = source.strip().split("://", 1)[1].split("?", 1)[0].strip("/").split("/")[0]
         return LogQuery(project=project, start=start, end=end, log_kinds=kinds, **given)  # type: ignore[arg-type]
     narrowed = any(given.values()) or start or end or set(kinds) != set(DEFAULT_LOG_KINDS)
     if not narrowed:

@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from uvs_analysis.logs.query import rfc3339
+from uvs_analysis.logs.schema import LogLoad
 from uvs_analysis.logs.sessions import websocket_sessions
-from uvs_analysis.logs.signatures import error_events
+from uvs_analysis.logs.signatures import error_events, split_load
 from uvs_analysis.logs.timeline import deploys, instance_events
 from uvs_analysis.rca.evidence import EvidenceLog, FactValue
 from uvs_analysis.rca.patterns import PatternClasses, load_patterns
@@ -88,11 +89,15 @@ def correlate(
     replay: ReplayResult | None,
     *,
     matrix: Mapping[str, Any] | None = None,
-    logs: pd.DataFrame | None = None,
+    logs: pd.DataFrame | LogLoad | None = None,
     params: CorrelationParams | None = None,
 ) -> Correlation:
     """Evidence and facts from a replay, an optional handshake-matrix summary and the server
-    logs of the same window (any of them may be missing)."""
+    logs of the same window (any of them may be missing).
+
+    ``logs`` is a normalized frame or a LogLoad; for a load pushed down to BigQuery the
+    counts, sessions and instance events come from its aggregates and the error events from
+    the rows near failures it fetched."""
     params = params or CorrelationParams()
     patterns = params.patterns or load_patterns()
     log = EvidenceLog()
@@ -383,15 +388,18 @@ def _contract_facts(log: EvidenceLog, replay: ReplayResult, summary: Mapping[str
 
 
 def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
-               frames: pd.DataFrame | None, logs: pd.DataFrame, params: CorrelationParams,
+               frames: pd.DataFrame | None, source: pd.DataFrame | LogLoad,
+               params: CorrelationParams,
                patterns: PatternClasses) -> tuple[pd.DataFrame, pd.DataFrame]:
+    logs, aggregates = split_load(source)
+    entries = aggregates.entries if aggregates is not None else len(logs)
     events = error_events(logs, min_severity="WARNING") if len(logs) else pd.DataFrame()
     errors = int((events["severity"].isin(["ERROR", "CRITICAL", "ALERT", "EMERGENCY"])).sum()
                  ) if len(events) else 0
-    log.add("logs.volume", f"{len(logs)} server log entries in the window, {errors} error events",
-            numbers={"entries": len(logs), "errors": errors}, query=params.log_filter,
+    log.add("logs.volume", f"{entries} server log entries in the window, {errors} error events",
+            numbers={"entries": entries, "errors": errors}, query=params.log_filter,
             query_kind="cloud-logging-filter",
-            facts={"logs.entries": len(logs), "logs.errors": errors})
+            facts={"logs.entries": entries, "logs.errors": errors})
     if not len(attempts):
         return pd.DataFrame(), pd.DataFrame()
     window = timedelta(seconds=params.window_s)
@@ -479,7 +487,7 @@ def _log_facts(log: EvidenceLog, attempts: pd.DataFrame, failed: pd.DataFrame,
             rows=[{str(k): v for k, v in r.items()}
                   for r in top.drop(columns=["example"]).to_dict("records")],
         )
-    _instance_facts(log, logs, attempts, failed, params, start, end)
+    _instance_facts(log, source, attempts, failed, params, start, end)
     return pd.DataFrame(near_rows), signatures
 
 
@@ -506,10 +514,12 @@ def _signature_lift(events: pd.DataFrame, near_failed: Counter[str], near_ok: Co
                                           ignore_index=True)
 
 
-def _instance_facts(log: EvidenceLog, logs: pd.DataFrame, attempts: pd.DataFrame,
+def _instance_facts(log: EvidenceLog, logs: pd.DataFrame | LogLoad, attempts: pd.DataFrame,
                     failed: pd.DataFrame, params: CorrelationParams,
                     start: pd.Timestamp, end: pd.Timestamp) -> None:
-    events = instance_events(logs) if len(logs) else pd.DataFrame()
+    frame, aggregates = split_load(logs)
+    has_rows = bool(len(frame)) or aggregates is not None
+    events = instance_events(logs) if has_rows else pd.DataFrame()
     explicit = events[events["source"] != "inferred"] if len(events) else events
     starts = explicit[explicit["event"] == "start"]["time"] if len(explicit) else pd.Series([])
     stops = explicit[explicit["event"].isin(["shutdown", "crash", "oom"])] if len(explicit) \
@@ -526,11 +536,11 @@ def _instance_facts(log: EvidenceLog, logs: pd.DataFrame, attempts: pd.DataFrame
         1 for _, _, _, lo, hi in _windows(failed, window)
         if bool(((stop_times >= lo.value) & (stop_times <= hi.value)).any())
     )
-    new_revisions = deploys(logs) if len(logs) else pd.DataFrame()
+    new_revisions = deploys(logs) if has_rows else pd.DataFrame()
     during = int(((new_revisions["time"] >= start) & (new_revisions["time"] <= end)).sum()) \
         if len(new_revisions) else 0
     sessions = websocket_sessions(logs, request_timeout_s=params.request_timeout_s) \
-        if len(logs) else pd.DataFrame()
+        if has_rows else pd.DataFrame()
     in_window = sessions[(sessions["start"] >= start) & (sessions["start"] <= end)] \
         if len(sessions) else sessions
     at_timeout = int(in_window["at_timeout"].sum()) if len(in_window) else 0
