@@ -14,6 +14,7 @@ BENCHMARKS = {
     "emulator_pull": "benchmarks.bench_emulator_pull",
     "replay": "benchmarks.bench_replay",
     "demo": "benchmarks.bench_demo",
+    "bigquery": "benchmarks.bench_bigquery",
 }
 
 

@@ -161,7 +161,13 @@ class Investigation:
 
     @property
     def logs_frame(self) -> pd.DataFrame:
+        """The log rows in memory (for a BigQuery load: the rows near failures)."""
         return self.logs.frame if self.logs is not None else empty_frame()
+
+    @property
+    def logs_data(self) -> pd.DataFrame | LogLoad:
+        """What the log analyses take: the load (its aggregates, if pushed down) or no rows."""
+        return self.logs if self.logs is not None else empty_frame()
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (the report's investigation.json)."""

@@ -201,3 +201,9 @@ def test_untranslatable_sql_names_the_construct(engine: BigQueryEngine) -> None:
     """A BigQuery construct DuckDB lacks fails with the translation's note."""
     with pytest.raises(QueryError, match="LIMIT inside ARRAY_AGG is not supported"):
         engine.run(f"SELECT ARRAY_AGG(insert_id ORDER BY timestamp LIMIT 3) AS a FROM {TABLE}")
+
+
+def test_div_keeps_the_grouping_of_its_arguments(engine: BigQueryEngine) -> None:
+    """DIV(a - b, c) divides the difference (sqlglot writes DuckDB's tighter-binding //)."""
+    table = engine.run("SELECT DIV(17 - 7, 5) AS d, DIV(20, 2 + 3) AS e, DIV(-7, 2) AS f")
+    assert table.to_pylist() == [{"d": 2, "e": 4, "f": -3}]

@@ -267,7 +267,7 @@ def test_other_signature_settings_are_refused(
     pushed = pushed_loads("bundled", "whole")
     with pytest.raises(UsageError, match="differs from what BigQuery computed"):
         signatures.error_signatures(pushed, min_severity="WARNING")
-    with pytest.raises(UsageError, match="multiple of the 1 s bins"):
+    with pytest.raises(UsageError, match="multiple of the 10 s bins"):
         timeline.severity_over_time(pushed, freq="500ms")
 
 

@@ -209,6 +209,7 @@ class BigQueryEngine:
                     )
                 )
         _name_anonymous_columns(duck)
+        _group_operands(duck)
         generator = Dialect.get_or_raise("duckdb").generator(unsupported_level=ErrorLevel.IGNORE)
         try:
             duck_sql = generator.generate(duck)
@@ -388,3 +389,13 @@ def _duck_message(exc: duckdb.Error) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return "Query error: " + first.rstrip("!")
+
+
+def _group_operands(tree: exp.Expr) -> None:
+    """Parenthesize compound operands of ``DIV``: DuckDB writes it as the ``//`` operator,
+    which binds tighter than ``+``/``-``, and sqlglot drops the grouping the call implied."""
+    for node in list(tree.find_all(exp.IntDiv)):
+        for key in ("this", "expression"):
+            operand = node.args.get(key)
+            if isinstance(operand, exp.Binary):
+                node.set(key, exp.Paren(this=operand.copy()))

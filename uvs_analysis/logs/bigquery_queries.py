@@ -15,7 +15,7 @@ from typing import Final
 
 from uvs_analysis.errors import UsageError
 from uvs_analysis.logs.bigquery_events import EVENTS, TRACEBACK, in_list
-from uvs_analysis.logs.bigquery_sql import Param, SqlQuery, base_ctes, sql_string
+from uvs_analysis.logs.bigquery_sql import Param, SqlQuery, base_ctes, sql_string, where_clause
 from uvs_analysis.logs.query import LogQuery
 from uvs_analysis.logs.schema import SEVERITY_RANK
 from uvs_analysis.logs.timeline import INSTANCE_EVENT_PATTERNS
@@ -48,7 +48,7 @@ class PushdownSettings:
     gap_s: float = 1.0
     min_severity: str = "ERROR"
     max_examples: int = 3
-    bin_s: int = 1
+    bin_s: int = 10
     anchor_severity: str = "WARNING"
     context_s: float = 2.0
     max_rows: int = 20_000
@@ -82,6 +82,7 @@ class PushdownSettings:
             "max_examples": Param("INT64", int(self.max_examples)),
             "bin_us": Param("INT64", int(self.bin_s) * 1_000_000),
             "context_us": Param("INT64", round(self.context_s * 1e6)),
+            "bucket_us": Param("INT64", max(round(self.context_s * 1e6), 1)),
             "max_rows": Param("INT64", int(self.max_rows)),
         }
 
@@ -143,8 +144,15 @@ FROM (
 GROUP BY template
 """, TRACEBACK, EVENTS)
     add("error_counts", """
-SELECT timestamp, revision, template, COUNT(*) AS n
-FROM ev_sig GROUP BY timestamp, revision, template
+SELECT bin AS timestamp, revision, template, COUNT(*) AS n
+FROM (
+  SELECT TIMESTAMP_MICROS(origin + DIV(UNIX_MICROS(timestamp) - origin, @bin_us) * @bin_us)
+           AS bin, revision, template
+  FROM ev_sig CROSS JOIN (
+    -- bins start at the first entry's whole second, where error_waves starts its own
+    SELECT UNIX_MICROS(TIMESTAMP_TRUNC(MIN(timestamp), SECOND)) AS origin FROM entries)
+)
+GROUP BY bin, revision, template
 """, TRACEBACK, EVENTS)
     add("revisions", """
 SELECT revision, MAX(first_service) AS service, MIN(timestamp) AS first_seen,
@@ -220,13 +228,38 @@ LIMIT @max_rows
 
 
 #: Raw columns of a fetched row, rebuilt into a LogEntry by ``bigquery_rows.entry_of``.
-RAW_COLUMNS: Final = (
-    "timestamp", "receive_timestamp", "log_name", "insert_id", "span_id", "entry_trace",
-    "trace_sampled", "entry_severity", "resource_type", "resource_labels", "entry_labels",
-    "payload", "text_payload", "proto_payload", "has_http", "http_method", "http_url",
-    "entry_status", "latency_seconds", "latency_nanos", "request_size", "response_size",
-    "http_user_agent", "http_remote_ip", "server_ip", "referer", "protocol",
-)
+#: The columns of a fetched row (what ``bigquery_results.entry_of`` rebuilds a LogEntry
+#: from), each read straight from the view.
+RAW_EXPRESSIONS: Final = {
+    "timestamp": "timestamp",
+    "receive_timestamp": "receive_timestamp",
+    "log_name": "log_name",
+    "insert_id": "insert_id",
+    "span_id": "span_id",
+    "entry_trace": "trace",
+    "trace_sampled": "trace_sampled",
+    "entry_severity": "severity",
+    "resource_type": "resource.type",
+    "resource_labels": "TO_JSON_STRING(resource.labels)",
+    "entry_labels": "TO_JSON_STRING(labels)",
+    "payload": "TO_JSON_STRING(json_payload)",
+    "text_payload": "text_payload",
+    "proto_payload": "TO_JSON_STRING(proto_payload)",
+    "has_http": "http_request IS NOT NULL",
+    "http_method": "http_request.request_method",
+    "http_url": "http_request.request_url",
+    "entry_status": "http_request.status",
+    "latency_seconds": "http_request.latency.seconds",
+    "latency_nanos": "http_request.latency.nanos",
+    "request_size": "http_request.request_size",
+    "response_size": "http_request.response_size",
+    "http_user_agent": "http_request.user_agent",
+    "http_remote_ip": "http_request.remote_ip",
+    "server_ip": "http_request.server_ip",
+    "referer": "http_request.referer",
+    "protocol": "http_request.protocol",
+}
+RAW_COLUMNS: Final = tuple(RAW_EXPRESSIONS)
 
 
 def near_failure_query(table: str, query: LogQuery, settings: PushdownSettings) -> SqlQuery:
@@ -234,41 +267,62 @@ def near_failure_query(table: str, query: LogQuery, settings: PushdownSettings) 
 
     A row is an anchor when it is at or above ``anchor_severity`` (incl. inferred), a line
     of a split traceback, a system log, a 5xx request, a WebSocket session at the timeout,
-    or carries a close code other than 1000/1001. Rows within ``context_s`` of an anchor on the same
-    instance or trace come with it. ``total`` counts every row near failures (fetched or not).
+    or carries a close code other than 1000/1001. Rows within ``context_s`` of an anchor on
+    the same instance or trace come with it. ``total`` counts every row near failures
+    (fetched or not).
     """
     anchor = """(severity_rank >= @anchor_rank OR in_group OR log_kind = 'system'
       OR (log_kind = 'request' AND (http_status >= 500 OR (http_status = 101
           AND COALESCE(ABS(http_latency_s - @timeout_s) <= @tolerance_s, FALSE))))
       OR (ws_close_code IS NOT NULL AND ws_close_code NOT IN (1000, 1001)))"""
+    # Rows near an anchor of the same instance or trace: a semi-join on (key, time bucket of
+    # context_s), each anchor covering its bucket and the two beside it, so whole rows are
+    # never sorted and each row is compared with the few anchors of its own bucket only.
+    def near_anchor(kind: str, key: str) -> str:
+        return f"""EXISTS (SELECT 1 FROM anchor_buckets a WHERE a.kind = '{kind}'
+        AND a.k = anchored.{key} AND a.b = DIV(UNIX_MICROS(anchored.timestamp), @bucket_us)
+        AND ABS(a.t - UNIX_MICROS(anchored.timestamp)) <= @context_us)"""
+
+    def buckets(kind: str, key: str) -> str:
+        return f"""SELECT DISTINCT '{kind}' AS kind, {key} AS k,
+    DIV(UNIX_MICROS(timestamp), @bucket_us) + d AS b, UNIX_MICROS(timestamp) AS t
+  FROM anchored CROSS JOIN UNNEST([-1, 0, 1]) AS d
+  WHERE anchor AND {key} IS NOT NULL"""
+
     near = f"""
 anchored AS (SELECT *, {anchor} AS anchor FROM marked),
+anchor_buckets AS (
+  {buckets("i", "instance_id")}
+  UNION ALL
+  {buckets("t", "trace")}
+),
 near AS (
-  SELECT *,
-    anchor
-    OR (instance_id IS NOT NULL AND (
-      TIMESTAMP_DIFF(timestamp, LAST_VALUE(CASE WHEN anchor THEN timestamp END IGNORE NULLS)
-        OVER (PARTITION BY instance_id ORDER BY timestamp
-              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), MICROSECOND) <= @context_us
-      OR TIMESTAMP_DIFF(FIRST_VALUE(CASE WHEN anchor THEN timestamp END IGNORE NULLS)
-        OVER (PARTITION BY instance_id ORDER BY timestamp
-              ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING), timestamp, MICROSECOND)
-        <= @context_us))
-    OR (trace IS NOT NULL AND (
-      TIMESTAMP_DIFF(timestamp, LAST_VALUE(CASE WHEN anchor THEN timestamp END IGNORE NULLS)
-        OVER (PARTITION BY trace ORDER BY timestamp
-              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), MICROSECOND) <= @context_us
-      OR TIMESTAMP_DIFF(FIRST_VALUE(CASE WHEN anchor THEN timestamp END IGNORE NULLS)
-        OVER (PARTITION BY trace ORDER BY timestamp
-              ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING), timestamp, MICROSECOND)
-        <= @context_us)) AS selected
+  SELECT *, anchor OR {near_anchor("i", "instance_id")}
+    OR {near_anchor("t", "trace")} AS selected
   FROM anchored
 )"""
     ctes, params = _with(query, table, settings, TRACEBACK, near)
-    columns = ", ".join(RAW_COLUMNS)
-    select = f"""
-SELECT {columns}, anchor, COUNT(*) OVER () AS total
-FROM near WHERE COALESCE(selected, FALSE)
-ORDER BY anchor DESC, timestamp, insert_id
+    # Rows are chosen on a few narrow columns, then read whole from the view for the chosen
+    # keys only (a semi-join), so wide rows never go through the windows and the sort.
+    columns = ",\n  ".join(f"{expr} AS {name}" for name, expr in RAW_EXPRESSIONS.items())
+    where, _ = where_clause(query)
+    select = f""",
+chosen AS (
+  SELECT timestamp, log_name, COALESCE(insert_id, '') AS insert_key, COUNT(*) OVER () AS total
+  FROM near WHERE COALESCE(selected, FALSE)
+  ORDER BY anchor DESC, timestamp, insert_id
+  LIMIT @max_rows
+)
+SELECT
+  {columns},
+  (SELECT MAX(total) FROM chosen) AS total
+FROM {table} AS t
+WHERE {where}
+  AND EXISTS (SELECT 1 FROM chosen c WHERE c.timestamp = t.timestamp
+              AND c.log_name = t.log_name AND c.insert_key = COALESCE(t.insert_id, ''))
+QUALIFY t.insert_id IS NULL
+  OR ROW_NUMBER() OVER (PARTITION BY t.insert_id, t.timestamp, t.log_name
+                        ORDER BY t.receive_timestamp) = 1
+ORDER BY timestamp, insert_id
 LIMIT @max_rows"""
-    return SqlQuery("near_failures", f"{ctes}\n{select.strip()}", params)
+    return SqlQuery("near_failures", f"{ctes}{select}", params)

@@ -144,8 +144,9 @@ class LogAggregates:
         severity_counts, log_kinds: entries per severity and per log kind.
         close_codes: entries per WebSocket close code.
         signatures: ``signatures.SIGNATURE_COLUMNS``, most frequent first.
-        error_counts: error events per (timestamp, revision, template): columns timestamp,
-            revision, template, count.
+        error_counts: error events per (time bin of ``bin_s`` seconds from the first entry's
+            whole second, revision, template): timestamp (the bin's start), revision,
+            template, count.
         severity_bins: entries per (time bin of ``bin_s`` seconds, severity): time, severity,
             count.
         bin_s: the bin width of ``severity_bins``.

@@ -237,24 +237,34 @@ def error_waves(
             expected="bin_s > 0, factor > 0 and min_errors >= 1",
         )
     if aggregates is not None:
-        counts = aggregates.error_counts
-        all_events = counts.loc[counts.index.repeat(counts["count"]), ["timestamp", "template"]]
+        # Binned by BigQuery: exact for bins that are whole multiples of its bin_s.
+        if (bin_s % aggregates.bin_s) or bin_s < aggregates.bin_s:
+            raise UsageError(
+                f"error_waves(bin_s={bin_s!r}) is not a multiple of the {aggregates.bin_s} s "
+                "bins BigQuery counted",
+                expected=f"a multiple of {aggregates.bin_s} s such as 60",
+                hint="load again with a smaller bin_s (e.g. ?bin_s=1) for finer bins",
+            )
+        all_events = aggregates.error_counts.loc[:, ["timestamp", "template", "count"]]
         times = pd.Series([aggregates.first, aggregates.last], dtype=_TS).dropna()
     else:
-        all_events = error_events(frame)
+        all_events = error_events(frame).loc[:, ["timestamp", "template"]].assign(count=1)
         times = frame["timestamp"].dropna()
     events = all_events.dropna(subset=["timestamp"])
+    skipped = int(all_events["count"].sum() - events["count"].sum())
     if events.empty or times.empty:
-        return _with_skipped(_empty(WAVE_COLUMNS), len(all_events) - len(events))
+        return _with_skipped(_empty(WAVE_COLUMNS), skipped)
     width = pd.Timedelta(seconds=bin_s)
     origin = times.min().floor("s")
     bins = pd.date_range(origin, times.max(), freq=width)
     slot = ((events["timestamp"] - origin) // width).astype("int64")
-    counts = slot.value_counts().reindex(range(len(bins)), fill_value=0).sort_index()
+    counts = (events["count"].groupby(slot.to_numpy()).sum()
+              .reindex(range(len(bins)), fill_value=0).sort_index())
     baseline = float(counts.median())
     hot = (counts > factor * baseline) & (counts > 0)
     run_of_slot = (hot != hot.shift()).cumsum()[hot]
-    templates = events["template"].groupby(slot.map(run_of_slot).to_numpy())
+    weighted = events.assign(run=slot.map(run_of_slot).to_numpy())
+    templates = weighted.groupby("run")
     per_min = 60.0 / bin_s
     waves = []
     for run_id, run in counts[hot].groupby(run_of_slot):
@@ -272,7 +282,7 @@ def error_waves(
             }
         )
     table = _typed(pd.DataFrame(waves, columns=list(WAVE_COLUMNS)), WAVE_COLUMNS)
-    return _with_skipped(table, len(all_events) - len(events))
+    return _with_skipped(table, skipped)
 
 
 def severity_over_time(frame: pd.DataFrame | LogLoad, *, freq: str = "1min") -> pd.DataFrame:
@@ -341,8 +351,12 @@ def close_code_counts(frame: pd.DataFrame | LogLoad) -> pd.Series:
 # Private
 
 
-def _most_common(values: pd.Series) -> str:
-    counts = values.value_counts()
+def _most_common(values: pd.Series | pd.DataFrame) -> str:
+    """The most frequent value (of ``template`` weighted by ``count`` for a frame); ties: least."""
+    if isinstance(values, pd.DataFrame):
+        counts = values.groupby("template")["count"].sum()
+    else:
+        counts = values.value_counts()
     top = counts[counts == counts.max()]
     return str(min(top.index, key=str))
 
