@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.memory import peak_reset, status_kb
+
 __all__ = ["main"]
 
 DEFAULT_OUT = Path("outputs/bench/bigquery.json")
@@ -125,28 +127,14 @@ def _measure(run: str, data: Path | None, duckdb_memory: str) -> dict[str, Any]:
     import gc
 
     gc.collect()
-    base_kb = _status_kb("VmRSS") or 0
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    except OSError:
-        pass
+    base_kb = status_kb("VmRSS") or 0
+    peak_reset()
     start = time.perf_counter()
     outcome = work()
     seconds = time.perf_counter() - start
-    peak_kb = _status_kb("VmHWM") or base_kb
+    peak_kb = status_kb("VmHWM") or base_kb
     return {"seconds": round(seconds, 2), "baseline_rss_mb": round(base_kb / 1024, 1),
             "peak_rss_above_baseline_mb": round((peak_kb - base_kb) / 1024, 1), **outcome}
-
-
-def _status_kb(field: str) -> int | None:
-    try:
-        with Path("/proc/self/status").open() as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _analysis(load: Any) -> dict[str, Any]:

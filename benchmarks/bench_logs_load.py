@@ -33,6 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.memory import peak_reset, status_kb
+
 __all__ = ["CONTENDERS", "TARGETS", "main", "write_local_sample"]
 
 CONTENDERS = ("uvs", "baseline", "duckdb_columns", "duckdb", "duckdb_arrow")
@@ -228,17 +230,6 @@ def _spawn(name: str, data: Path) -> dict[str, Any]:
     return result
 
 
-def _status_kb(field: str) -> int | None:
-    try:
-        with Path("/proc/self/status").open() as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _run_contender(name: str, data: Path | None) -> dict[str, Any]:
     if data is None:
         raise SystemExit("--contender needs --data")
@@ -248,16 +239,12 @@ def _run_contender(name: str, data: Path | None) -> dict[str, Any]:
     import gc
 
     gc.collect()
-    base_kb = _status_kb("VmRSS") or 0
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        reset = True
-    except OSError:
-        reset = False
+    base_kb = status_kb("VmRSS") or 0
+    reset = peak_reset()
     start = time.perf_counter()
     rows, entries = run(data)
     seconds = time.perf_counter() - start
-    peak_kb = _status_kb("VmHWM")
+    peak_kb = status_kb("VmHWM")
     if peak_kb is None:
         import resource
 

@@ -14,11 +14,9 @@ Point the real client at it with ``handle.client()`` or::
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
@@ -28,6 +26,7 @@ from uvs_analysis.bqstandin.alllogs import AllLogsBuild, build_alllogs, connect
 from uvs_analysis.bqstandin.engine import BigQueryEngine
 from uvs_analysis.bqstandin.service import Reply, StandinService, StandinStats, error_body
 from uvs_analysis.errors import BadInputError, UsageError
+from uvs_analysis.localhttp import ServerThread, bind, endpoint_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -128,23 +127,10 @@ def make_server(service: StandinService, *, host: str = "127.0.0.1", port: int =
     Raises:
         UsageError: the address cannot be bound.
     """
-    try:
-        return _Server((host, port), service)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-            expected="a free port on a local address",
-            hint="pick another --port, or 0 for any free port",
-        ) from exc
+    return bind(lambda: _Server((host, port), service), host, port)
 
 
-def _endpoint(server: ThreadingHTTPServer) -> str:
-    host, port = server.server_address[:2]
-    text = host.decode() if isinstance(host, bytes) else str(host)
-    return f"http://[{text}]:{port}" if ":" in text else f"http://{text}:{port}"
-
-
-class StandinHandle:
+class StandinHandle(ServerThread):
     """A running stand-in (background thread). Use as a context manager or call ``stop()``.
 
     Attributes:
@@ -167,18 +153,8 @@ class StandinHandle:
         self.project = service.engine.project
         self.dataset = service.engine.dataset
         self.table_id = f"{self.project}.{self.dataset}._AllLogs"
-        self.endpoint = _endpoint(server)
-        self.port = int(server.server_address[1])
-        self._server = server
         self._con = con
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"bigquery-standin-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        self._stopped = False
+        super().__init__(server, name="bigquery-standin")
 
     def stats(self) -> StandinStats:
         """A snapshot of the accounting."""
@@ -199,26 +175,8 @@ class StandinHandle:
             client_options={"api_endpoint": self.endpoint},
         )
 
-    def stop(self) -> None:
-        """Stop serving, release the port and close the database (idempotent)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def _closed(self) -> None:
         self._con.close()
-
-    def __enter__(self) -> StandinHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def open_service(
@@ -358,7 +316,7 @@ def serve_forever(
     server = make_server(service, host=host, port=port)
     try:
         if on_ready is not None:
-            on_ready(_endpoint(server))
+            on_ready(endpoint_of(server))
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()

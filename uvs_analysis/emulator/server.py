@@ -20,11 +20,9 @@ whose resource detection queries metadata.google.internal (5 s timeout per looku
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -33,6 +31,7 @@ from uvs_analysis.emulator.faults import FaultConfig
 from uvs_analysis.emulator.service import EmulatorStats, LoggingService, Reply, error_body
 from uvs_analysis.emulator.store import EntrySource, EntryStore, open_store
 from uvs_analysis.errors import UsageError
+from uvs_analysis.localhttp import ServerThread, bind, endpoint_of
 
 if TYPE_CHECKING:
     from google.cloud.logging_v2.client import Client
@@ -158,40 +157,15 @@ def make_server(
     Raises:
         UsageError: the address cannot be bound.
     """
-    try:
-        return _Server((host, port), service, sleep)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-            expected="a free port on a local address",
-            hint="pick another --port, or 0 for any free port",
-        ) from exc
+    return bind(lambda: _Server((host, port), service, sleep), host, port)
 
 
-def _endpoint(server: ThreadingHTTPServer) -> str:
-    host, port = server.server_address[:2]
-    host_text = host.decode() if isinstance(host, bytes) else str(host)
-    if ":" in host_text:
-        host_text = f"[{host_text}]"
-    return f"http://{host_text}:{port}"
-
-
-class EmulatorHandle:
+class EmulatorHandle(ServerThread):
     """A running emulator (background thread). Use as a context manager or call ``stop()``."""
 
     def __init__(self, server: ThreadingHTTPServer, service: LoggingService) -> None:
         self.service = service
-        self._server = server
-        self.endpoint = _endpoint(server)
-        self.port: int = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"logging-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        self._stopped = False
+        super().__init__(server, name="logging-emulator")
 
     @property
     def stats(self) -> EmulatorStats:
@@ -227,26 +201,6 @@ class EmulatorHandle:
             client_options={"api_endpoint": self.endpoint},
         )
         return result
-
-    def stop(self) -> None:
-        """Stop serving and release the port (idempotent)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> EmulatorHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_emulator(
@@ -296,7 +250,7 @@ def serve_forever(
     server = make_server(service, host=host, port=port)
     try:
         if on_ready is not None:
-            on_ready(_endpoint(server))
+            on_ready(endpoint_of(server))
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()

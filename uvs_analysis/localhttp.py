@@ -1,0 +1,88 @@
+"""What the local API servers (the Cloud Logging emulator, the BigQuery stand-in) share.
+
+Binding with a clear error, the endpoint URL a client is given, and a handle that serves from
+a background thread and stops idempotently (also as a context manager).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
+from types import TracebackType
+from typing import Self, TypeVar
+
+from uvs_analysis.errors import UsageError
+
+__all__ = ["ServerThread", "bind", "endpoint_of"]
+
+_S = TypeVar("_S", bound=ThreadingHTTPServer)
+
+
+def bind(make: Callable[[], _S], host: str, port: int) -> _S:
+    """``make()`` the server, turning a refused address into a UsageError.
+
+    Raises:
+        UsageError: the address cannot be bound.
+    """
+    try:
+        return make()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+            expected="a free port on a local address",
+            hint="pick another --port, or 0 for any free port",
+        ) from exc
+
+
+def endpoint_of(server: ThreadingHTTPServer) -> str:
+    """The server's base URL (IPv6 hosts bracketed)."""
+    host, port = server.server_address[:2]
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    return f"http://[{text}]:{port}" if ":" in text else f"http://{text}:{port}"
+
+
+class ServerThread:
+    """Serves ``server`` from a daemon thread until ``stop()``.
+
+    Attributes:
+        endpoint: the base URL.
+        port: the bound port.
+    """
+
+    def __init__(self, server: ThreadingHTTPServer, *, name: str) -> None:
+        self._server = server
+        self.endpoint = endpoint_of(server)
+        self.port = int(server.server_address[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{name}-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._closed()
+
+    def _closed(self) -> None:
+        """Called once after the server stopped (release what the subclass holds)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
