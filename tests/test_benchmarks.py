@@ -1,4 +1,4 @@
-"""The benchmarks still run end to end (tiny sizes; the numbers are not checked, the results are)."""
+"""The benchmarks still run end to end (tiny sizes: the results are checked, not the numbers)."""
 
 from __future__ import annotations
 
