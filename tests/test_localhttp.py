@@ -50,3 +50,29 @@ def test_server_thread_serves_until_stopped_and_stops_once() -> None:
     assert closed == [True]
     with pytest.raises(OSError):
         urllib.request.urlopen(handle.endpoint, timeout=2)
+
+
+def test_a_signal_passes_through_except_exception_handlers() -> None:
+    """SIGTERM ends serving even where it lands inside `except Exception` (socketserver's
+    handle_error), and the previous handler is restored afterwards."""
+    import os
+    import signal
+    import time
+
+    from uvs_analysis.localhttp import until_signalled
+
+    before = signal.getsignal(signal.SIGTERM)
+    swallowed: list[BaseException] = []
+    served_on: list[bool] = []
+
+    def serve() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Exception as exc:  # what socketserver does with a request's error
+            swallowed.append(exc)
+        served_on.append(True)
+
+    assert until_signalled(serve) is True
+    assert swallowed == [] and served_on == []
+    assert signal.getsignal(signal.SIGTERM) == before

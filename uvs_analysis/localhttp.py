@@ -6,15 +6,16 @@ a background thread and stops idempotently (also as a context manager).
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Self, TypeVar
 
 from uvs_analysis.errors import UsageError
 
-__all__ = ["ServerThread", "bind", "endpoint_of"]
+__all__ = ["ServerThread", "bind", "endpoint_of", "until_signalled"]
 
 _S = TypeVar("_S", bound=ThreadingHTTPServer)
 
@@ -40,6 +41,36 @@ def endpoint_of(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
     text = host.decode() if isinstance(host, bytes) else str(host)
     return f"http://[{text}]:{port}" if ":" in text else f"http://{text}:{port}"
+
+
+class _Stopped(BaseException):
+    """Raised by the signal handler to leave the serving loop.
+
+    A BaseException: socketserver's ``handle_error`` catches Exception, so a signal that lands
+    while the main thread accepts a request would otherwise be swallowed and serving go on.
+    """
+
+
+def until_signalled(serve: Callable[[], None]) -> bool:
+    """Run ``serve()`` until SIGTERM or SIGINT; True when a signal ended it.
+
+    Both signals are handled, also when started from a shell that ignores SIGINT in background
+    jobs (the disposition is inherited, so Python would otherwise never see Ctrl-C). The
+    previous handlers are restored afterwards.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise _Stopped
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        serve()
+    except (KeyboardInterrupt, _Stopped):
+        return True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return False
 
 
 class ServerThread:

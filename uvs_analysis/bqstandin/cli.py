@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from uvs_analysis.bqstandin.server import open_service, serve_forever
+from uvs_analysis.localhttp import until_signalled
 
 __all__ = ["register", "run"]
 
@@ -28,10 +27,6 @@ and query `P.D._AllLogs`. Control routes: GET /standin/stats, POST /standin/rese
 With --database the table is kept in (and spills to) a DuckDB file; with --database and no
 --logs an existing file is served as it is.
 """
-
-
-class _Stopped(Exception):
-    """Raised by the SIGTERM handler to leave the serving loop."""
 
 
 def _port(text: str) -> int:
@@ -111,16 +106,11 @@ def run(args: argparse.Namespace) -> int:
             )
         sys.stderr.flush()
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise _Stopped
-
-    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        serve_forever(service, host=args.host, port=args.port, on_ready=ready)
-    except (KeyboardInterrupt, _Stopped):
-        sys.stderr.write("uvs-analysis bigquery-standin: stopped\n")
+        if until_signalled(
+            lambda: serve_forever(service, host=args.host, port=args.port, on_ready=ready)
+        ):
+            sys.stderr.write("uvs-analysis bigquery-standin: stopped\n")
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         con.close()
     return 0

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
 from typing import Any
 
 from uvs_analysis.emulator.faults import FaultConfig
 from uvs_analysis.emulator.server import serve_forever
 from uvs_analysis.emulator.service import LoggingService
 from uvs_analysis.emulator.store import open_store
+from uvs_analysis.localhttp import until_signalled
 
 __all__ = ["register", "run"]
 
@@ -27,10 +26,6 @@ and list_entries(resource_names=["projects/LOGS_PROJECT"], ...), with P other th
 project in the entries' logName (else the client queries the GCE metadata server).
 Control routes: GET /emulator/stats, POST /emulator/reset, GET|POST /emulator/faults.
 """
-
-
-class _Stopped(Exception):
-    """Raised by the SIGTERM handler to leave the serving loop."""
 
 
 def _probability(text: str) -> float:
@@ -175,17 +170,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"  ... and {len(store.skipped) - 10} more\n")
         sys.stderr.flush()
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise _Stopped
-
-    # Both signals stop it, also when started from a shell that ignores SIGINT in background
-    # jobs (the disposition is inherited, so Python would otherwise never see Ctrl-C).
-    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        serve_forever(service, host=args.host, port=args.port, on_ready=ready)
-    except (KeyboardInterrupt, _Stopped):
+    if until_signalled(
+        lambda: serve_forever(service, host=args.host, port=args.port, on_ready=ready)
+    ):
         sys.stderr.write("uvs-analysis emulator: stopped\n")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0
