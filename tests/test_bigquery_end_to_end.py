@@ -93,3 +93,17 @@ def test_correlation_counts_every_entry_of_a_pushed_down_load(standin: StandinHa
     facts_local = correlate(None, logs=local).log.facts()
     for fact in ("logs.entries", "logs.errors"):
         assert facts_pushed[fact] == facts_local[fact], fact
+
+
+def test_an_investigation_tells_bigquery_its_request_timeout() -> None:
+    """The report's request timeout reaches a bigquery:// source (sessions are judged there);
+    a timeout already in the URL and other sources are left alone."""
+    from uvs_analysis.investigation import with_request_timeout
+
+    assert with_request_timeout("bigquery://p/d", 900) == "bigquery://p/d?request_timeout_s=900"
+    assert with_request_timeout("bigquery://p/d?endpoint=http://h:1", 45.0).endswith(
+        "?endpoint=http://h:1&request_timeout_s=45")
+    assert with_request_timeout("bigquery://p/d?request_timeout_s=60", 900).endswith("=60")
+    assert with_request_timeout("cloudlogging://p", 900) == "cloudlogging://p"
+    source = open_source(with_request_timeout("bigquery://proj-a/ds", 900))
+    assert source.settings.request_timeout_s == 900.0  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ from uvs_analysis.replay.spec import (
 )
 
 __all__ = ["EMBEDDED", "Investigation", "InvestigationParams", "investigate",
-           "save_investigation"]
+           "save_investigation", "with_request_timeout"]
 
 #: ``ws_url`` / ``logs_source`` value meaning "the embedded testbed" (started and stopped here).
 EMBEDDED = "testbed"
@@ -414,6 +414,8 @@ def _logs(params: InvestigationParams, replay: ReplayResult, target: _Target,
         emulator = stack.enter_context(
             start_emulator([target.handle.log_file], quota_per_minute=None))
         source = f"cloudlogging://{params.log_project}?endpoint={emulator.endpoint}"
+    scale = params.testbed_time_scale if params.ws_url == EMBEDDED else 1.0
+    source = with_request_timeout(source, params.request_timeout_s * scale)
     query = LogQuery(
         project=params.log_project if source.startswith("cloudlogging://") else "local",
         start=parse_time(start, name="log_start"), end=parse_time(end, name="log_end"),
@@ -425,6 +427,15 @@ def _logs(params: InvestigationParams, replay: ReplayResult, target: _Target,
     if not entries:
         notes.append(f"no log entries matched the query on {load.source}")
     return load
+
+
+def with_request_timeout(source: str, timeout_s: float) -> str:
+    """A bigquery:// source told the request timeout (BigQuery judges sessions at it where
+    the logs live); other sources, and one that already names a timeout, are returned as
+    they are."""
+    if not source.startswith("bigquery://") or "request_timeout_s=" in source:
+        return source
+    return f"{source}{'&' if '?' in source else '?'}request_timeout_s={min(timeout_s, 3600.0):g}"
 
 
 def _spec_json(spec: HandshakeSpec) -> str:
