@@ -360,3 +360,13 @@ def test_unknown_dataset_is_a_clear_error(standins: dict[str, StandinHandle]) ->
     url = f"bigquery://{PROJECT}/nope?endpoint={standins['bundled'].endpoint}"
     with pytest.raises(BadInputError, match="not found"):
         open_source(url).load(WHOLE)
+
+
+def test_an_unreachable_endpoint_fails_soon_with_a_clear_error() -> None:
+    """A refused connection ends the load once the retry time is spent, naming the endpoint."""
+    from uvs_analysis.errors import LogSourceError
+
+    source = BigQuerySource(PROJECT, DATASET, endpoint="http://127.0.0.1:9", retry_s=1.5)
+    with pytest.raises(LogSourceError, match=r"BigQuery at http://127.0.0.1:9 could not be "
+                       r"reached within 1.5 s \(ConnectionError"):
+        source.load(WHOLE)

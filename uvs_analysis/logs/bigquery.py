@@ -20,6 +20,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
+import requests
 
 from uvs_analysis.errors import (
     BadInputError,
@@ -41,6 +42,8 @@ from uvs_analysis.logs.schema import LogLoad
 
 __all__ = ["DEFAULT_MAX_BYTES", "BigQuerySource", "bigquery_source", "format_bytes"]
 
+#: How long the client retries transient failures of one call before giving up.
+RETRY_DEADLINE_S: Final = 30.0
 #: The default cost-guard limit: 10 GiB scanned per query.
 DEFAULT_MAX_BYTES: Final = 10 * 2**30
 _ROLES: Final = "roles/bigquery.dataViewer and roles/bigquery.jobUser"
@@ -125,6 +128,7 @@ class BigQuerySource:
         max_bytes: the most bytes one query may scan (0: no limit).
         settings: the server-side analysis settings (timeout, row cap, bins ...).
         client: an already built ``google.cloud.bigquery.Client`` (else one is made).
+        retry_s: how long one call retries transient failures before the load fails.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class BigQuerySource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         settings: PushdownSettings | None = None,
         client: Any = None,
+        retry_s: float = RETRY_DEADLINE_S,
     ) -> None:
         self.table = table_ref(project, dataset, table)
         if max_bytes < 0:
@@ -146,6 +151,7 @@ class BigQuerySource:
         self.max_bytes = max_bytes
         self.settings = settings or PushdownSettings()
         self._client = client
+        self.retry_s = retry_s
 
     def describe(self) -> str:
         """The source as a URL (no secrets)."""
@@ -259,17 +265,36 @@ class BigQuerySource:
         ]
         return bigquery.QueryJobConfig(query_parameters=params, **kwargs)
 
+    def _retry(self) -> Any:
+        """The client's retry of transient errors and broken connections, for at most
+        ``retry_s`` per call: an unreachable endpoint fails in seconds, not minutes.
+
+        Failed jobs are not re-run (``job_retry=None``): the client's job retry does not
+        honour a deadline when the endpoint cannot be reached at all.
+        """
+        from google.cloud import bigquery
+
+        return bigquery.DEFAULT_RETRY.with_timeout(self.retry_s)
+
     def _dry_run(self, client: Any, query: SqlQuery) -> int:
         config = self._config(query, dry_run=True, use_query_cache=False)
-        job = self._call(query, lambda: client.query(query.sql, job_config=config))
+        job = self._call(
+            query,
+            lambda: client.query(
+                query.sql, job_config=config, retry=self._retry(), job_retry=None
+            ),
+        )
         return int(job.total_bytes_processed or 0)
 
     def _run(self, client: Any, query: SqlQuery) -> pa.Table:
         config = self._config(query, maximum_bytes_billed=self.max_bytes or None)
 
         def run() -> pa.Table:
-            job = client.query(query.sql, job_config=config)
-            return job.result().to_arrow(create_bqstorage_client=False)
+            job = client.query(
+                query.sql, job_config=config, retry=self._retry(), job_retry=None
+            )
+            result = job.result(retry=self._retry(), job_retry=None)
+            return result.to_arrow(create_bqstorage_client=False)
 
         table: pa.Table = self._call(query, run)
         return table
@@ -331,4 +356,13 @@ class BigQuerySource:
         except gexc.GoogleAPICallError as exc:
             raise LogSourceError(
                 f"{where} failed ({exc.code}: {exc.message})", hint="re-run later"
+            ) from exc
+        except (gexc.RetryError, OSError, requests.RequestException) as exc:
+            cause = exc.cause if isinstance(exc, gexc.RetryError) and exc.cause else exc
+            endpoint = self.endpoint or "bigquery.googleapis.com"
+            raise LogSourceError(
+                f"{where}: BigQuery at {endpoint} could not be reached within "
+                f"{self.retry_s:g} s ({type(cause).__name__}: {cause})",
+                expected="a reachable BigQuery API endpoint",
+                hint="check the network (and ?endpoint=URL if you set one), then re-run",
             ) from exc
