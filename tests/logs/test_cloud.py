@@ -237,3 +237,15 @@ def test_random_faults_lose_and_double_nothing(fake_time: FakeTime, seed: int) -
     assert sorted(load.frame["insert_id"]) == sorted(str(e["insertId"]) for e in entries)
     assert stats.duplicate_pages == ()
     assert sum(n for k, n in stats.outcomes.items() if k not in ("ok", "slow")) > 0
+
+
+def test_an_unreachable_endpoint_says_so(fake_time: FakeTime) -> None:
+    """A refused connection on every retry names the endpoint, not the read quota."""
+    source = CloudLoggingSource(
+        PROJECT, endpoint="http://127.0.0.1:9", policy=PullPolicy(max_retries=2),
+        clock=fake_time.clock, sleep=fake_time.sleep,
+    )
+    with pytest.raises(LogSourceError, match=r"at http://127.0.0.1:9 could not be reached after "
+                       r"2 retries \(ConnectionError") as caught:
+        source.load(QUERY)
+    assert "read quota" not in str(caught.value)

@@ -425,10 +425,20 @@ class CloudLoggingSource:
                         hint="re-run; pages already pulled are kept and the pull resumes",
                     ) from exc
                 if attempt >= self.policy.max_retries:
+                    where = f"at page {self.progress.pages + 1}"
+                    if status is None:  # the connection itself failed every time
+                        raise LogSourceError(
+                            f"Cloud Logging at {self.endpoint or 'logging.googleapis.com'} could "
+                            f"not be reached after {attempt} retries ({type(exc).__name__}: "
+                            f"{exc}) {where}",
+                            expected="a reachable Cloud Logging API endpoint",
+                            hint="check the network (and ?endpoint=URL if you set one), then "
+                            "re-run: pages already pulled are kept and the pull resumes",
+                        ) from exc
                     cls = LogQuotaError if status == 429 else LogSourceError
                     raise cls(
                         f"Cloud Logging kept failing after {attempt} retries "
-                        f"(last: {status or type(exc).__name__}) at page {self.progress.pages + 1}",
+                        f"(last: {status}) {where}",
                         expected="the read quota (about 60 entries.list per minute per project) "
                         "to recover",
                         hint="re-run later: pages already pulled are kept and the pull resumes "
