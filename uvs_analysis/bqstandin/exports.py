@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from uvs_analysis.bqstandin.stage import (
@@ -29,6 +28,7 @@ from uvs_analysis.bqstandin.stage import (
 from uvs_analysis.errors import NotALogExportError
 from uvs_analysis.logs import files as _files
 from uvs_analysis.logs.columns import parse_timestamps
+from uvs_analysis.logs.duckread import cut_lines, group_parts
 from uvs_analysis.logs.jsonarray import iter_array
 from uvs_analysis.logs.schema import BadRecord
 
@@ -260,7 +260,7 @@ def _read_array(path: Path, blocks: Iterator[bytes], writer: ExportWriter, sourc
 def _read_ndjson(path: Path, blocks: Iterable[bytes], writer: ExportWriter, source: Any) -> None:
     feed = _Feed(path, writer)
     records = 0
-    for part in _parts(feed.batches(blocks)):
+    for part in group_parts(feed.batches(blocks), INPUT_SCHEMA, _PART_BYTES):
         records += writer.write(part)
     carry = feed.carry
     lineno = feed.lineno
@@ -301,59 +301,18 @@ class _Feed:
     def batches(self, blocks: Iterable[bytes]) -> Iterator[pa.RecordBatch]:
         for block in blocks:
             buf = self.carry + block if self.carry else block
-            ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
-            if not len(ends):
+            cut = cut_lines(buf, self.lineno + 1, self.writer.raw)
+            if cut is None:
                 self.carry = buf
                 continue
-            end = int(ends[-1]) + 1
+            end, numbers, lines = cut
             self.carry = buf[end:]
             if not self.checked:
                 self.checked = _files._check_head(
                     self.path, buf[:end].split(b"\n")[:-1], self.lineno
                 )
-            first = self.lineno + 1
-            count = len(ends)
-            self.lineno += count
-            offsets = np.empty(count + 1, np.int64)
-            offsets[0] = 0
-            offsets[1:] = ends + 1
-            lines = pa.Array.from_buffers(
-                pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
-            )
-            try:
-                lines.validate(full=True)
-            except pa.ArrowInvalid:
-                lines = pa.array(self._decoded(buf[:end], first), pa.large_string())
-            numbers = pa.array(np.arange(first, first + count, dtype=np.int64))
+            self.lineno += len(numbers)
             yield pa.record_batch(
-                [
-                    numbers,
-                    lines.cast(pa.string()),
-                    pa.nulls(count, INPUT_SCHEMA.field("ts_fix").type),
-                ],
+                [numbers, lines, pa.nulls(len(numbers), INPUT_SCHEMA.field("ts_fix").type)],
                 schema=INPUT_SCHEMA,
             )
-
-    def _decoded(self, body: bytes, first: int) -> list[str]:
-        """The lines as text; one that is not UTF-8 is kept raw (for its error) and sent as ''."""
-        texts = []
-        for number, line in enumerate(body.split(b"\n")[:-1], start=first):
-            try:
-                texts.append(line.decode())
-            except UnicodeDecodeError:
-                self.writer.raw[number] = line
-                texts.append("")
-        return texts
-
-
-def _parts(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    group: list[pa.RecordBatch] = []
-    size = 0
-    for batch in batches:
-        group.append(batch)
-        size += batch.nbytes
-        if size >= _PART_BYTES:
-            yield pa.Table.from_batches(group, INPUT_SCHEMA)
-            group, size = [], 0
-    if group:
-        yield pa.Table.from_batches(group, INPUT_SCHEMA)

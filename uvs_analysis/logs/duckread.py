@@ -21,7 +21,7 @@ from uvs_analysis.logs.duckblock import INPUT_SCHEMA, Engine, batch_columns
 if TYPE_CHECKING:
     from uvs_analysis.logs.normalize import Normalizer
 
-__all__ = ["available", "read_lines"]
+__all__ = ["available", "cut_lines", "group_parts", "read_lines"]
 
 _PART_BYTES: Final = 48 << 20
 
@@ -59,41 +59,57 @@ class _Feed:
             self.error = exc
 
     def _batch(self, buf: bytes) -> pa.RecordBatch | None:
-        ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
-        if not len(ends):
+        first = self.lineno + 1
+        cut = cut_lines(buf, first, self.raw)
+        if cut is None:
             self.carry = buf
             return None
-        end = int(ends[-1]) + 1
+        end, numbers, lines = cut
         self.carry = buf[end:]
-        first = self.lineno + 1
         if not self.checked:
             self.checked = self.check_head(buf[:end].split(b"\n")[:-1], self.lineno)
-        count = len(ends)
-        self.lineno += count
-        offsets = np.empty(count + 1, np.int32 if end < 2**31 else np.int64)
-        offsets[0] = 0
-        offsets[1:] = ends + 1
-        string = pa.string() if end < 2**31 else pa.large_string()
-        lines = pa.Array.from_buffers(
-            string, count, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
-        )
-        try:
-            lines.validate(full=True)
-        except pa.ArrowInvalid:
-            lines = pa.array(self._decoded(buf[:end], first), pa.string())
-        numbers = pa.array(np.arange(first, first + count, dtype=np.int64))
-        return pa.record_batch([numbers, lines.cast(pa.string())], schema=INPUT_SCHEMA)
+        self.lineno += len(numbers)
+        return pa.record_batch([numbers, lines], schema=INPUT_SCHEMA)
 
-    def _decoded(self, body: bytes, first: int) -> list[str]:
-        """The lines as text; one that is not UTF-8 is kept raw and sent as ''."""
-        texts = []
-        for number, line in enumerate(body.split(b"\n")[:-1], start=first):
-            try:
-                texts.append(line.decode())
-            except UnicodeDecodeError:
-                self.raw[number] = line
-                texts.append("")
-        return texts
+
+def cut_lines(
+    buf: bytes, first: int, raw: dict[int, bytes]
+) -> tuple[int, pa.Array, pa.Array] | None:
+    """The whole lines of ``buf`` as Arrow text without copying it; None without a newline.
+
+    Returns:
+        The end of the last whole line, the 1-based line numbers (from ``first``) and the lines
+        (string, newline included). When the text is not UTF-8, each line that is not is kept
+        in ``raw`` by its number and sent as ''.
+    """
+    ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
+    if not len(ends):
+        return None
+    end = int(ends[-1]) + 1
+    count = len(ends)
+    offsets = np.empty(count + 1, np.int32 if end < 2**31 else np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    string = pa.string() if end < 2**31 else pa.large_string()
+    lines = pa.Array.from_buffers(string, count, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        lines = pa.array(_decoded(buf[:end], first, raw), pa.string())
+    numbers = pa.array(np.arange(first, first + count, dtype=np.int64))
+    return end, numbers, lines.cast(pa.string())
+
+
+def _decoded(body: bytes, first: int, raw: dict[int, bytes]) -> list[str]:
+    """The lines as text; one that is not UTF-8 is kept in ``raw`` and sent as ''."""
+    texts = []
+    for number, line in enumerate(body.split(b"\n")[:-1], start=first):
+        try:
+            texts.append(line.decode())
+        except UnicodeDecodeError:
+            raw[number] = line
+            texts.append("")
+    return texts
 
 
 def read_lines(
@@ -132,7 +148,7 @@ def read_lines(
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uvs-duckdb") as pool:
             pending: Future[pa.Table] | None = None
-            for part in _parts(feed.batches()):
+            for part in group_parts(feed.batches(), INPUT_SCHEMA):
                 future = pool.submit(engine.run, part)
                 if pending is not None:
                     finish(pending.result())
@@ -146,18 +162,20 @@ def read_lines(
     return feed.lineno, feed.carry, feed.checked
 
 
-def _parts(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """Batches grouped into parts of about ``_PART_BYTES`` of text."""
+def group_parts(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, part_bytes: int = _PART_BYTES
+) -> Iterator[pa.Table]:
+    """Batches grouped into tables of about ``part_bytes`` of text."""
     group: list[pa.RecordBatch] = []
     size = 0
     for batch in batches:
         group.append(batch)
         size += batch.nbytes
-        if size >= _PART_BYTES:
-            yield pa.Table.from_batches(group, INPUT_SCHEMA)
+        if size >= part_bytes:
+            yield pa.Table.from_batches(group, schema)
             group, size = [], 0
     if group:
-        yield pa.Table.from_batches(group, INPUT_SCHEMA)
+        yield pa.Table.from_batches(group, schema)
 
 
 def _line(raw: bytes) -> bytes:
