@@ -13,9 +13,8 @@ Point the real client at it with ``handle.client()`` or::
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -26,7 +25,7 @@ from uvs_analysis.bqstandin.alllogs import AllLogsBuild, build_alllogs, connect
 from uvs_analysis.bqstandin.engine import BigQueryEngine
 from uvs_analysis.bqstandin.service import Reply, StandinService, StandinStats, error_body
 from uvs_analysis.errors import BadInputError, UsageError
-from uvs_analysis.localhttp import ServerThread, bind, endpoint_of
+from uvs_analysis.localhttp import JsonHandler, ServerThread, bind, endpoint_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -54,18 +53,10 @@ class _Server(ThreadingHTTPServer):
         self.service = service
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 120
     server_version = "uvs-bigquery-standin"
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep quiet: the accounting is in ``/standin/stats``."""
+    max_body = _MAX_BODY
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -84,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         path, _, query_text = self.path.partition("?")
-        body = self._body()
+        body = self.read_body(error_body)
         if body is None:
             return
         service = self.server.service
@@ -102,23 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = Reply(500, error_body(500, f"stand-in error: {type(exc).__name__}: {exc}"))
         self._send(reply)
 
-    def _body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_BODY:
-            self.close_connection = True
-            self._send(Reply(400, error_body(400, f"Content-Length must be 0..{_MAX_BODY}")))
-            return None
-        return self.rfile.read(length) if length else b""
-
     def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        self.send_json(reply.status, reply.body)
 
 
 def make_server(service: StandinService, *, host: str = "127.0.0.1", port: int = 0) -> _Server:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Final
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING, Final
 
 import orjson
 
@@ -31,7 +31,7 @@ from uvs_analysis.emulator.faults import FaultConfig
 from uvs_analysis.emulator.service import EmulatorStats, LoggingService, Reply, error_body
 from uvs_analysis.emulator.store import EntrySource, EntryStore, open_store
 from uvs_analysis.errors import UsageError
-from uvs_analysis.localhttp import ServerThread, bind, endpoint_of
+from uvs_analysis.localhttp import JsonHandler, ServerThread, bind, endpoint_of
 
 if TYPE_CHECKING:
     from google.cloud.logging_v2.client import Client
@@ -55,24 +55,14 @@ class _Server(ThreadingHTTPServer):
         self.sleep = sleep
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 120  # seconds an idle keep-alive connection may hold a thread
     server_version = "uvs-logging-emulator"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm and
-        # delayed ACKs add ~40 ms to every response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep quiet: the accounting is in ``/emulator/stats``."""
+    max_body = _MAX_BODY
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
-        body = self._body()
+        body = self.read_body(error_body)
         if body is None:
             return
         service = self.server.service
@@ -80,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_reply(service.list_entries(body))
         elif path == "/emulator/reset":
             service.reset()
-            self._send(200, b"{}")
+            self.send_json(200, b"{}")
         elif path == "/emulator/faults":
             try:
                 data = orjson.loads(body) if body.strip() else {}
@@ -88,44 +78,33 @@ class _Handler(BaseHTTPRequestHandler):
                     raise UsageError("the body is not a JSON object", expected="a JSON object")
                 service.set_faults(FaultConfig.from_json(data))
             except orjson.JSONDecodeError as exc:
-                self._send(400, error_body(400, f"Invalid JSON payload received. {exc}"))
+                self.send_json(400, error_body(400, f"Invalid JSON payload received. {exc}"))
             except UsageError as exc:
-                self._send(400, error_body(400, exc.message))
+                self.send_json(400, error_body(400, exc.message))
             else:
-                self._send(200, orjson.dumps(service.faults.to_json()))
+                self.send_json(200, orjson.dumps(service.faults.to_json()))
         else:
-            self._send(404, error_body(404, f"No method at POST {path}"))
+            self.send_json(404, error_body(404, f"No method at POST {path}"))
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         service = self.server.service
         if path == "/emulator/stats":
-            self._send(200, orjson.dumps(service.stats().to_json()))
+            self.send_json(200, orjson.dumps(service.stats().to_json()))
         elif path == "/emulator/faults":
-            self._send(200, orjson.dumps(service.faults.to_json()))
+            self.send_json(200, orjson.dumps(service.faults.to_json()))
         elif path == _LIST_PATH:
-            self._send(404, error_body(404, "entries:list takes POST with a JSON body"))
+            self.send_json(404, error_body(404, "entries:list takes POST with a JSON body"))
         else:
-            self._send(404, error_body(404, f"No method at GET {path}"))
-
-    def _body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_BODY:
-            self.close_connection = True
-            self._send(400, error_body(400, f"Content-Length must be 0..{_MAX_BODY} bytes"))
-            return None
-        return self.rfile.read(length) if length else b""
+            self.send_json(404, error_body(404, f"No method at GET {path}"))
 
     def _send_reply(self, reply: Reply) -> None:
         if reply.delay > 0:
             self.server.sleep(reply.delay)
         if not reply.disconnect:
-            self._send(reply.status, reply.body)
+            self.send_json(reply.status, reply.body)
             return
-        self.close_connection = True
+        self.close_connection = True  # half the body, then the connection is cut
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(reply.body)))
@@ -136,13 +115,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def make_server(
