@@ -37,6 +37,7 @@ from uvs_analysis.logs.bigquery_queries import (
 )
 from uvs_analysis.logs.bigquery_results import aggregates_of, entry_of
 from uvs_analysis.logs.bigquery_sql import SqlQuery, table_ref
+from uvs_analysis.logs.google_client import make_client
 from uvs_analysis.logs.query import LogQuery
 from uvs_analysis.logs.schema import LogLoad
 
@@ -231,29 +232,19 @@ class BigQuerySource:
         if self._client is not None:
             return self._client
         try:
-            from google.api_core.client_options import ClientOptions
-            from google.auth.credentials import AnonymousCredentials
-            from google.auth.exceptions import DefaultCredentialsError
             from google.cloud import bigquery
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise DependencyMissingError(
                 "google-cloud-bigquery is not importable",
                 hint="run `make env` to install the project's dependencies",
             ) from exc
-        options = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
-        credentials = AnonymousCredentials() if self.endpoint else None  # type: ignore[no-untyped-call]
-        try:
-            self._client = bigquery.Client(
+        self._client = make_client(
+            lambda credentials, options: bigquery.Client(
                 project=self.project, credentials=credentials, client_options=options
-            )
-        except DefaultCredentialsError as exc:
-            raise CredentialsError(
-                f"no Google credentials were found to query BigQuery in project "
-                f"{self.project!r} ({exc})",
-                expected="Application Default Credentials",
-                hint="run `gcloud auth application-default login` (or set "
-                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file), then re-run",
-            ) from exc
+            ),
+            endpoint=self.endpoint,
+            purpose=f"query BigQuery in project {self.project!r}",
+        )
         return self._client
 
     def _config(self, query: SqlQuery, **kwargs: Any) -> Any:

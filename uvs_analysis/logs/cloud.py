@@ -27,6 +27,7 @@ from uvs_analysis.errors import (
     LogQuotaError,
     LogSourceError,
 )
+from uvs_analysis.logs.google_client import make_client
 from uvs_analysis.logs.query import LogQuery
 from uvs_analysis.logs.schema import LogLoad
 
@@ -339,32 +340,22 @@ class CloudLoggingSource:
         if self._connection is not None:
             return self._connection
         try:
-            from google.api_core.client_options import ClientOptions
-            from google.auth.credentials import AnonymousCredentials
-            from google.auth.exceptions import DefaultCredentialsError
             from google.cloud import logging as gl
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise DependencyMissingError(
                 "google-cloud-logging is not importable",
                 hint="run `make env` to install the project's dependencies",
             ) from exc
-        options = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
-        credentials = AnonymousCredentials() if self.endpoint else None  # type: ignore[no-untyped-call]
-        try:
-            client = gl.Client(  # type: ignore[no-untyped-call]
+        client = make_client(
+            lambda credentials, options: gl.Client(  # type: ignore[no-untyped-call]
                 project=self.project,
                 credentials=credentials,
                 _use_grpc=False,
                 client_options=options,
-            )
-        except DefaultCredentialsError as exc:
-            raise CredentialsError(
-                f"no Google credentials were found to read logs of project {self.project!r} "
-                f"({exc})",
-                expected="Application Default Credentials",
-                hint="run `gcloud auth application-default login` (or set "
-                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file), then re-run",
-            ) from exc
+            ),
+            endpoint=self.endpoint,
+            purpose=f"read logs of project {self.project!r}",
+        )
         self._connection = client._connection
         return self._connection
 
