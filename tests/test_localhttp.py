@@ -76,3 +76,16 @@ def test_a_signal_passes_through_except_exception_handlers() -> None:
     assert until_signalled(serve) is True
     assert swallowed == [] and served_on == []
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize(("text", "error"), [("-5", "negative"), ("70000", "above 65535"),
+                                             ("http", "not a port number")])
+def test_port_numbers_are_checked_before_binding(text: str, error: str) -> None:
+    """--port takes 0..65535; anything else is a usage error that says why."""
+    import argparse
+
+    from uvs_analysis.localhttp import port_number
+
+    assert port_number("0") == 0 and port_number("65535") == 65535
+    with pytest.raises(argparse.ArgumentTypeError, match=error):
+        port_number(text)

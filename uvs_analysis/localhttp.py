@@ -6,6 +6,7 @@ a background thread and stops idempotently (also as a context manager).
 
 from __future__ import annotations
 
+import argparse
 import signal
 import socket
 import threading
@@ -16,7 +17,14 @@ from typing import Any, Self, TypeVar
 
 from uvs_analysis.errors import UsageError
 
-__all__ = ["JsonHandler", "ServerThread", "bind", "endpoint_of", "until_signalled"]
+__all__ = [
+    "JsonHandler",
+    "ServerThread",
+    "bind",
+    "endpoint_of",
+    "port_number",
+    "until_signalled",
+]
 
 _S = TypeVar("_S", bound=ThreadingHTTPServer)
 
@@ -60,6 +68,19 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def port_number(text: str) -> int:
+    """argparse type of a --port option: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is above 65535, the highest port")
+    return value
 
 
 def bind(make: Callable[[], _S], host: str, port: int) -> _S:

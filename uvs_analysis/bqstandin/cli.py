@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from uvs_analysis.bqstandin.server import open_service, serve_forever
-from uvs_analysis.localhttp import until_signalled
+from uvs_analysis.localhttp import port_number, until_signalled
 
 __all__ = ["register", "run"]
 
@@ -27,16 +27,6 @@ and query `P.D._AllLogs`. Control routes: GET /standin/stats, POST /standin/rese
 With --database the table is kept in (and spills to) a DuckDB file; with --database and no
 --logs an existing file is served as it is.
 """
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from exc
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 65535")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -59,7 +49,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset", default="cloud_run_logs", help="dataset id (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument(
-        "--port", type=_port, default=0, help="port to bind; 0 picks a free port (default: 0)"
+        "--port", type=port_number, default=0, help="port to bind; 0 picks a free port (default: 0)"
     )
     p.add_argument(
         "--database",

@@ -10,7 +10,7 @@ from uvs_analysis.emulator.faults import FaultConfig
 from uvs_analysis.emulator.server import serve_forever
 from uvs_analysis.emulator.service import LoggingService
 from uvs_analysis.emulator.store import open_store
-from uvs_analysis.localhttp import until_signalled
+from uvs_analysis.localhttp import port_number, until_signalled
 
 __all__ = ["register", "run"]
 
@@ -70,7 +70,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument(
         "--port",
-        type=_non_negative(int),
+        type=port_number,
         default=0,
         help="port to bind; 0 picks a free port (default: %(default)s)",
     )
