@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from typing import Any
 
 import duckdb
 import pytest
 
+from tests.netguard import local_network_only as local_network_only
 from uvs_analysis.bqstandin import (
     BigQueryEngine,
     StandinHandle,
@@ -52,21 +51,3 @@ def standin() -> Iterator[StandinHandle]:
     """A running stand-in serving the bundled sample."""
     with start_standin([BUNDLED_SAMPLE], project=PROJECT, dataset=DATASET) as handle:
         yield handle
-
-
-@pytest.fixture(autouse=True)
-def local_network_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Refuse name lookups of anything but the loopback, and fail the test if one was tried."""
-    blocked: list[str] = []
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if name not in ("127.0.0.1", "localhost", "::1"):
-            blocked.append(name)
-            raise socket.gaierror(socket.EAI_NONAME, f"tests stay on 127.0.0.1, not {name}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    yield blocked
-    assert blocked == [], f"a test tried to reach {sorted(set(blocked))}"

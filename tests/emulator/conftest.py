@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.netguard import local_network_only as local_network_only
 from uvs_analysis.emulator import EmulatorHandle, start_emulator
 
 WINDOW = 'timestamp>="2024-05-14T00:00:00Z" AND timestamp<"2024-05-15T00:00:00Z"'
@@ -78,25 +78,3 @@ def window() -> str:
 def make_entries() -> Any:
     """The entry builder, for tests that need other projects or sizes."""
     return cloud_run_entries
-
-
-@pytest.fixture(autouse=True)
-def local_network_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Refuse name lookups of anything but the loopback, and fail the test if one was tried.
-
-    google-cloud-logging asks metadata.google.internal for the monitored resource whenever an
-    entry's logName is under the client's own project, so tests read with another project.
-    """
-    blocked: list[str] = []
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if name not in ("127.0.0.1", "localhost", "::1"):
-            blocked.append(name)
-            raise socket.gaierror(socket.EAI_NONAME, f"tests stay on 127.0.0.1, not {name}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    yield blocked
-    assert blocked == [], f"a test tried to reach {sorted(set(blocked))}"
