@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -86,17 +86,8 @@ class StandinStats:
     methods: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "queries": self.queries,
-            "dry_runs": self.dry_runs,
-            "failed_queries": self.failed_queries,
-            "bytes_estimated": self.bytes_estimated,
-            "rows_returned": self.rows_returned,
-            "pages": self.pages,
-            "jobs_kept": self.jobs_kept,
-            "methods": dict(self.methods),
-        }
+        """Every field, as plain JSON values."""
+        return {**asdict(self), "methods": dict(self.methods)}
 
 
 @dataclass
