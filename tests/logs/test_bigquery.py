@@ -116,11 +116,19 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"bundled": BUNDLED_SAMPLE, "seed7": other, "tricky": tricky}
 
 
+#: Stand-ins serving an export as a log sink's tables instead of _AllLogs: name -> layout.
+SINK_STANDINS = {"bundled:sink": "sink", "tricky:sink": "sink",
+                 "tricky:sink-partitioned": "sink-partitioned"}
+
+
 @pytest.fixture(scope="module")
 def standins(exports: dict[str, Path]) -> Iterator[dict[str, StandinHandle]]:
-    """One stand-in per export."""
+    """One stand-in per export (``_AllLogs``), and the sink layouts of ``SINK_STANDINS``."""
     handles = {name: start_standin([path], project=PROJECT, dataset=DATASET)
                for name, path in exports.items()}
+    for name, layout in SINK_STANDINS.items():
+        handles[name] = start_standin([exports[name.split(":")[0]]], project=PROJECT,
+                                      dataset=DATASET, layout=layout)
     try:
         yield handles
     finally:
@@ -151,7 +159,7 @@ def _assert_frames(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
 
 
-@pytest.mark.parametrize("export", ["bundled", "seed7", "tricky"])
+@pytest.mark.parametrize("export", ["bundled", "seed7", "tricky", *SINK_STANDINS])
 @pytest.mark.parametrize("query_name", ["whole", "narrowed"])
 def test_aggregates_equal_the_pandas_path(
     exports: dict[str, Path],
@@ -159,10 +167,11 @@ def test_aggregates_equal_the_pandas_path(
     export: str,
     query_name: str,
 ) -> None:
-    """Summary and every notebook analysis agree between BigQuery and the file loader."""
+    """Summary and every notebook analysis agree between BigQuery (the _AllLogs view or a log
+    sink's tables) and the file loader."""
     query = QUERIES[query_name]
     pushed = pushed_loads(export, query_name)
-    local = load_file(exports[export], query)
+    local = load_file(exports[export.split(":")[0]], query)
     a, b = summarize_logs(pushed), summarize_logs(local)
     for key in ("entries", "duplicates", "severity_counts", "log_kinds", "close_codes",
                 "top_signatures", "ws_sessions", "window"):
@@ -326,10 +335,26 @@ def test_missing_credentials_name_the_login_command(monkeypatch: pytest.MonkeyPa
 
 
 class _Forbidden(BaseHTTPRequestHandler):
+    """Lists the dataset (or refuses to, with ``list_denied``) and refuses every job."""
+
+    list_denied = False
+
+    def do_GET(self) -> None:
+        if self.list_denied:
+            self._send(403, {"error": {"code": 403, "message": "Access Denied: Dataset "
+                                       "my-proj:my_ds: Permission bigquery.tables.list denied",
+                                       "errors": [{"reason": "accessDenied"}]}})
+        else:
+            ref = {"projectId": "my-proj", "datasetId": "my_ds", "tableId": "_AllLogs"}
+            self._send(200, {"tables": [{"tableReference": ref, "type": "VIEW"}]})
+
     def do_POST(self) -> None:
-        body = json.dumps({"error": {"code": 403, "message": "Access Denied: jobs.create",
-                                     "errors": [{"reason": "accessDenied"}]}}).encode()
-        self.send_response(403)
+        self._send(403, {"error": {"code": 403, "message": "Access Denied: jobs.create",
+                                   "errors": [{"reason": "accessDenied"}]}})
+
+    def _send(self, status: int, reply: dict[str, Any]) -> None:
+        body = json.dumps(reply).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -339,9 +364,15 @@ class _Forbidden(BaseHTTPRequestHandler):
         pass
 
 
-def test_forbidden_names_the_roles() -> None:
-    """A 403 from BigQuery names roles/bigquery.dataViewer and roles/bigquery.jobUser."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
+class _ListDenied(_Forbidden):
+    list_denied = True
+
+
+@pytest.mark.parametrize("handler", [_Forbidden, _ListDenied], ids=["jobs", "tables.list"])
+def test_forbidden_names_the_roles(handler: type[_Forbidden]) -> None:
+    """A 403 from BigQuery (creating a job, or listing the dataset's tables) names
+    roles/bigquery.dataViewer and roles/bigquery.jobUser."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

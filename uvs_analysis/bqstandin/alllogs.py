@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import duckdb
 
@@ -175,17 +175,19 @@ def replicate_alllogs(
     return count * times
 
 
-def measure_columns(con: duckdb.DuckDBPyConnection, table: str = "_AllLogs") -> dict[str, int]:
+def measure_columns(
+    con: duckdb.DuckDBPyConnection,
+    table: str = "_AllLogs",
+    schema: Mapping[str, Any] = ALLLOGS_SCHEMA,
+) -> dict[str, int]:
     """Compute and store (in ``SIZES_TABLE``) the bytes each top-level column holds.
 
     Sizes follow BigQuery's data size rules: STRING 2 + UTF-8 bytes, INT64/FLOAT64/TIMESTAMP
     8, BOOL 1, JSON the bytes of its text, STRUCT the sum of its fields, NULL 0.
     """
-    exprs = [
-        f"sum({size_sql(quote_name(name), kind)})::BIGINT" for name, kind in ALLLOGS_SCHEMA.items()
-    ]
+    exprs = [f"sum({size_sql(quote_name(name), kind)})::BIGINT" for name, kind in schema.items()]
     row = con.execute(f"SELECT {', '.join(exprs)} FROM {quote_name(table)}").fetchall()[0]
-    sizes = {name: int(value or 0) for name, value in zip(ALLLOGS_SCHEMA, row or (), strict=False)}
+    sizes = {name: int(value or 0) for name, value in zip(schema, row or (), strict=False)}
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {SIZES_TABLE} "
         "(table_name VARCHAR, column_name VARCHAR, bytes BIGINT)"

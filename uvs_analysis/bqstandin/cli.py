@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from uvs_analysis.bqstandin.server import open_service, serve_forever
+from uvs_analysis.bqstandin.server import LAYOUTS, open_service, serve_forever
 from uvs_analysis.localhttp import port_number, until_signalled
 
 __all__ = ["register", "run"]
@@ -26,6 +26,11 @@ serves until SIGINT or SIGTERM. Point a client at it with:
 and query `P.D._AllLogs`. Control routes: GET /standin/stats, POST /standin/reset.
 With --database the table is kept in (and spills to) a DuckDB file; with --database and no
 --logs an existing file is served as it is.
+
+With --layout sink the dataset holds what a log sink to BigQuery writes instead: one table per
+log and day (run_googleapis_com_requests_YYYYMMDD, ..._stdout_..., ...), camelCase LogEntry
+columns, lower-cased payload fields; --layout sink-partitioned writes one table per log. The
+second line printed is then the first of those tables.
 """
 
 
@@ -62,6 +67,13 @@ def register(subparsers: Any) -> None:
         metavar="SIZE",
         help="DuckDB memory limit, e.g. 2GB (default: DuckDB's, 80%% of RAM)",
     )
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="alllogs",
+        help="what the dataset holds: the _AllLogs view of a linked dataset, or a log sink's "
+        "tables, date-sharded or partitioned (default: %(default)s)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -73,16 +85,23 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         database=args.database,
         memory_limit=args.memory_limit,
+        layout=args.layout,
     )
-    table_id = f"{args.project}.{args.dataset}._AllLogs"
+    tables = service.engine.table_ids
+    table_id = f"{args.project}.{args.dataset}._AllLogs" if args.layout == "alllogs" else tables[0]
 
     def ready(endpoint: str) -> None:
         sys.stdout.write(f"{endpoint}\n{table_id}\n")
         sys.stdout.flush()
-        rows = service.engine.table_rows()
+        engine = service.engine
+        rows = sum(engine.table_rows(name) for name in engine.tables)
+        if len(tables) > 1:
+            table_id_text = f"{len(tables)} tables ({', '.join(tables)})"
+        else:
+            table_id_text = table_id
         if build is not None:
             sys.stderr.write(
-                f"uvs-analysis bigquery-standin: serving {rows} rows of {table_id} from "
+                f"uvs-analysis bigquery-standin: serving {rows} rows of {table_id_text} from "
                 f"{len(build.files)} file(s) at {endpoint}; skipped {build.skipped} record(s)\n"
             )
             for bad in build.bad_records[:10]:

@@ -42,6 +42,7 @@ _BQ_TYPES: Final = {
     "BIGINT": "INT64",
     "TIMESTAMPTZ": "TIMESTAMP",
     "BOOLEAN": "BOOL",
+    "DOUBLE": "FLOAT64",
     "JSON": "JSON",
 }
 
@@ -100,6 +101,8 @@ class BigQueryEngine:
         project: the BigQuery project id the tables live in.
         dataset: the dataset id.
         tables: BigQuery table id -> DuckDB table name (default: ``_AllLogs`` -> ``_AllLogs``).
+        schemas: BigQuery table id -> its columns as DuckDB types (a dict for a STRUCT,
+            ``("LIST", element)`` for an array); tables not named have the ``_AllLogs`` columns.
     """
 
     def __init__(
@@ -109,16 +112,25 @@ class BigQueryEngine:
         project: str,
         dataset: str,
         tables: Mapping[str, str] | None = None,
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.con = con
         self.project = project
         self.dataset = dataset
         self.tables = dict(tables or {"_AllLogs": "_AllLogs"})
         self._lock = threading.Lock()
-        self._sizes = {bq: column_bytes(con, duck) for bq, duck in self.tables.items()}
-        column_types = {name: _bq_type(kind) for name, kind in ALLLOGS_SCHEMA.items()}
+        self.schemas = {bq: (schemas or {}).get(bq, ALLLOGS_SCHEMA) for bq in self.tables}
+        self._sizes = {
+            bq: {name.lower(): n for name, n in column_bytes(con, duck).items()}
+            for bq, duck in self.tables.items()
+        }
         self._schema: dict[str, object] = {
-            project: {dataset: dict.fromkeys(self.tables, column_types)}
+            project: {
+                dataset: {
+                    bq: {name: _bq_type(kind) for name, kind in schema.items()}
+                    for bq, schema in self.schemas.items()
+                }
+            }
         }
 
     @property
@@ -210,6 +222,7 @@ class BigQueryEngine:
                 )
         _name_anonymous_columns(duck)
         _group_operands(duck)
+        _json_values(duck)
         generator = Dialect.get_or_raise("duckdb").generator(unsupported_level=ErrorLevel.IGNORE)
         try:
             duck_sql = generator.generate(duck)
@@ -341,6 +354,8 @@ def _arrow_type(arrow: pa.DataType, duck: Any) -> pa.DataType:
 def _bq_type(kind: Any) -> str:
     if isinstance(kind, Mapping):
         return "STRUCT<" + ", ".join(f"{n} {_bq_type(v)}" for n, v in kind.items()) + ">"
+    if isinstance(kind, tuple):  # ("LIST", element)
+        return f"ARRAY<{_bq_type(kind[1])}>"
     return _BQ_TYPES[str(kind)]
 
 
@@ -389,6 +404,15 @@ def _duck_message(exc: duckdb.Error) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return "Query error: " + first.rstrip("!")
+
+
+def _json_values(tree: exp.Expr) -> None:
+    """Keep BigQuery's ``TO_JSON`` a JSON value: sqlglot writes it as DuckDB's ``to_json``
+    cast to text (as for ``TO_JSON_STRING``), which a later ``TO_JSON_STRING`` would quote
+    again as a string."""
+    for node in list(tree.find_all(exp.JSONFormat)):
+        if node.args.get("to_json"):
+            node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))
 
 
 def _group_operands(tree: exp.Expr) -> None:

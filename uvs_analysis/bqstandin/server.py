@@ -24,6 +24,7 @@ import orjson
 from uvs_analysis.bqstandin.alllogs import AllLogsBuild, build_alllogs, connect
 from uvs_analysis.bqstandin.engine import BigQueryEngine
 from uvs_analysis.bqstandin.service import Reply, StandinService, StandinStats, error_body
+from uvs_analysis.bqstandin.sink import build_sink_tables
 from uvs_analysis.errors import BadInputError, UsageError
 from uvs_analysis.localhttp import JsonHandler, ServerThread, bind, endpoint_of
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from google.cloud.bigquery import Client
 
 __all__ = [
+    "LAYOUTS",
     "StandinHandle",
     "make_server",
     "open_service",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 _MAX_BODY: Final = 16 << 20
+#: How the dataset holds the logs: a Log Analytics ``_AllLogs`` view, or a log sink's tables
+#: (date-sharded, the sink's default, or partitioned).
+LAYOUTS: Final = ("alllogs", "sink", "sink-partitioned")
 
 
 class _Server(ThreadingHTTPServer):
@@ -112,7 +117,8 @@ class StandinHandle(ServerThread):
     Attributes:
         endpoint: the base URL (``client_options={"api_endpoint": endpoint}``).
         project, dataset: where the table lives.
-        table_id: ``PROJECT.DATASET._AllLogs``.
+        table_id: ``PROJECT.DATASET._AllLogs`` (the first sink table for a sink layout).
+        tables: the served table ids (``PROJECT.DATASET.TABLE``).
         build: what the table build read (None when started from a database file).
         service: the REST methods (and the engine at ``service.engine``).
     """
@@ -128,7 +134,12 @@ class StandinHandle(ServerThread):
         self.build = build
         self.project = service.engine.project
         self.dataset = service.engine.dataset
-        self.table_id = f"{self.project}.{self.dataset}._AllLogs"
+        self.tables = service.engine.table_ids
+        self.table_id = (
+            f"{self.project}.{self.dataset}._AllLogs"
+            if "_AllLogs" in service.engine.tables
+            else self.tables[0]
+        )
         self._con = con
         super().__init__(server, name="bigquery-standin")
 
@@ -164,14 +175,25 @@ def open_service(
     memory_limit: str | None = None,
     max_jobs: int = 100,
     clock: Callable[[], float] | None = None,
+    layout: str = "alllogs",
 ) -> tuple[StandinService, duckdb.DuckDBPyConnection, AllLogsBuild | None]:
     """Build (from ``logs``) or open (``logs=None``: from ``database``) the table and a service.
 
+    ``layout`` (one of ``LAYOUTS``) chooses what the dataset holds: ``_AllLogs``, or the
+    tables a log sink writes (see :mod:`uvs_analysis.bqstandin.sink`), built from the logs.
+
     Raises:
         BadInputError: a file is missing or not a log export; the database has no table.
+        UsageError: an unknown layout, or a sink layout without logs.
     """
+    if layout not in LAYOUTS:
+        raise UsageError(f"layout {layout!r} is not known", expected=" or ".join(LAYOUTS))
     if logs is None and database is None:
         raise UsageError("no logs and no database were given", expected="--logs or --database")
+    if logs is None and layout != "alllogs":
+        raise UsageError(
+            f"the {layout} layout is built from log files", expected="--logs FILE..."
+        )
     if logs is None and database is not None and not Path(database).is_file():
         raise BadInputError(
             f"the DuckDB database {database} does not exist",
@@ -181,7 +203,18 @@ def open_service(
     try:
         build = build_alllogs(con, list(logs)) if logs is not None else None
         _check_table(con, database)
-        engine = BigQueryEngine(con, project=project, dataset=dataset)
+        if layout == "alllogs":
+            engine = BigQueryEngine(con, project=project, dataset=dataset)
+        else:
+            sink = build_sink_tables(con, partitioned=layout == "sink-partitioned")
+            con.execute('DROP TABLE "_AllLogs"')
+            engine = BigQueryEngine(
+                con,
+                project=project,
+                dataset=dataset,
+                tables={name: name for name in sink.schemas},
+                schemas=sink.schemas,
+            )
     except BaseException:
         con.close()
         raise
@@ -213,8 +246,10 @@ def start_standin(
     database: Path | None = None,
     memory_limit: str | None = None,
     max_jobs: int = 100,
+    layout: str = "alllogs",
 ) -> StandinHandle:
-    """Build ``_AllLogs`` from export files and serve it from a background thread.
+    """Build ``_AllLogs`` (or a sink's tables) from export files and serve it from a
+    background thread.
 
     Args:
         logs: Cloud Logging export files (NDJSON or JSON array, optionally gzipped).
@@ -225,6 +260,7 @@ def start_standin(
         database: a DuckDB file for the table (spills to disk); None keeps it in memory.
         memory_limit: DuckDB's memory limit, e.g. ``"2GB"``.
         max_jobs: jobs whose results are kept for paging.
+        layout: ``alllogs``, ``sink`` (date-sharded tables) or ``sink-partitioned``.
 
     Raises:
         BadInputError: a file is missing or not a log export; the port is taken.
@@ -236,6 +272,7 @@ def start_standin(
         database=database,
         memory_limit=memory_limit,
         max_jobs=max_jobs,
+        layout=layout,
     )
     return _start(service, con, build, host, port)
 

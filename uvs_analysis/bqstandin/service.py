@@ -25,7 +25,6 @@ from typing import Any, Final
 
 import orjson
 
-from uvs_analysis.bqstandin.alllogs import ALLLOGS_SCHEMA
 from uvs_analysis.bqstandin.engine import BigQueryEngine, QueryError, QueryResult
 from uvs_analysis.bqstandin.wire import TimestampFormat, encode_rows, schema_fields
 
@@ -44,6 +43,7 @@ _DUCK_TO_BQ: Final = {
     "BIGINT": "INTEGER",
     "TIMESTAMPTZ": "TIMESTAMP",
     "BOOLEAN": "BOOLEAN",
+    "DOUBLE": "FLOAT",
     "JSON": "JSON",
 }
 
@@ -163,6 +163,7 @@ class StandinService:
             ("POST", "jobs", "*", "cancel"): lambda: self._jobs_cancel(project, rest[1]),
             ("GET", "queries", "*"): lambda: self._query_results(project, rest[1], query),
             ("GET", "datasets", "*"): lambda: self._dataset(project, rest[1]),
+            ("GET", "datasets", "*", "tables"): lambda: self._tables(project, rest[1], query),
             ("GET", "datasets", "*", "tables", "*"): lambda: self._table(project, rest[1], rest[3]),
         }
         handler = handlers.get(route)
@@ -315,13 +316,45 @@ class StandinService:
                         "tableId": table,
                     },
                     "type": "VIEW" if table == "_AllLogs" else "TABLE",
-                    "schema": {"fields": _table_fields(ALLLOGS_SCHEMA)},
+                    "schema": {"fields": _table_fields(engine.schemas[table])},
                     "numBytes": str(engine.table_bytes(table)),
                     "numRows": str(engine.table_rows(table)),
                     "location": self.location,
                 }
             ),
         )
+
+    def _tables(self, project: str, dataset: str, query: Mapping[str, str]) -> Reply:
+        """tables.list: the served tables in name order, ``maxResults`` per page."""
+        engine = self.engine
+        if (project, dataset) != (engine.project, engine.dataset):
+            return Reply(
+                404, error_body(404, f"Not found: Dataset {project}:{dataset}", "notFound")
+            )
+        names = sorted(engine.tables)
+        start = _int(query.get("pageToken")) or 0
+        size = _int(query.get("maxResults")) or 1000
+        page = names[start : start + size]
+        body: dict[str, Any] = {
+            "kind": "bigquery#tableList",
+            "totalItems": len(names),
+            "tables": [
+                {
+                    "kind": "bigquery#table",
+                    "id": f"{project}:{dataset}.{name}",
+                    "tableReference": {
+                        "projectId": project,
+                        "datasetId": dataset,
+                        "tableId": name,
+                    },
+                    "type": "VIEW" if name == "_AllLogs" else "TABLE",
+                }
+                for name in page
+            ],
+        }
+        if start + size < len(names):
+            body["nextPageToken"] = str(start + size)
+        return Reply(200, orjson.dumps(body))
 
     # Private: jobs
 
@@ -509,6 +542,9 @@ def _table_fields(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append(
                 {"name": name, "type": "RECORD", "mode": "NULLABLE", "fields": _table_fields(kind)}
             )
+        elif isinstance(kind, tuple):  # ("LIST", element): a REPEATED field
+            (element,) = _table_fields({name: kind[1]})
+            out.append({**element, "mode": "REPEATED"})
         else:
             out.append({"name": name, "type": _DUCK_TO_BQ[str(kind)], "mode": "NULLABLE"})
     return out

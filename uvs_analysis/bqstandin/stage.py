@@ -116,6 +116,8 @@ def size_sql(expr: str, kind: Any) -> str:
         return "(" + " + ".join(parts) + ")"
     if kind == _V:
         return f"coalesce(2 + strlen({expr}), 0)"
+    if str(kind).endswith("[]"):  # an array: the bytes of its text, roughly
+        return f"coalesce(strlen(CAST({expr} AS VARCHAR)), 0)"
     if kind == "JSON":
         return f"coalesce(strlen(CAST({expr} AS VARCHAR)), 0)"
     width = 1 if kind == "BOOLEAN" else 8

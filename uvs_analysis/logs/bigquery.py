@@ -1,9 +1,11 @@
 """BigQuery source: the analysis pushed down to a Log Analytics ``_AllLogs`` view.
 
-``bigquery://PROJECT/DATASET`` reads ``PROJECT.DATASET._AllLogs`` (or another table of the same
-shape, e.g. a log sink's) with the real ``google-cloud-bigquery`` client. The query's window,
-service, revision, region, severity floor and log kinds become a WHERE clause with named
-parameters; counts, error signatures (masked in SQL), close codes, WebSocket sessions,
+``bigquery://PROJECT/DATASET`` reads ``PROJECT.DATASET._AllLogs`` with the real
+``google-cloud-bigquery`` client; when the dataset has no ``_AllLogs`` but a log sink's
+``run_googleapis_com_*`` tables, it reads those through a view written from their schemas
+(``bigquery_sink``); ``?table=NAME`` names another table of the ``_AllLogs`` shape. The
+query's window, service, revision, region, severity floor and log kinds become a WHERE clause
+with named parameters; counts, error signatures (masked in SQL), close codes, WebSocket sessions,
 severity bins and the revision/instance timeline are computed by BigQuery, and only those
 aggregates plus the rows near failures cross the network (see ``bigquery_queries``).
 
@@ -36,6 +38,13 @@ from uvs_analysis.logs.bigquery_queries import (
     near_failure_query,
 )
 from uvs_analysis.logs.bigquery_results import aggregates_of, entry_of
+from uvs_analysis.logs.bigquery_sink import (
+    SinkTable,
+    alllogs_view,
+    columns_from_api,
+    select_tables,
+    sink_table_names,
+)
 from uvs_analysis.logs.bigquery_sql import SqlQuery, table_ref
 from uvs_analysis.logs.google_client import make_client
 from uvs_analysis.logs.query import LogQuery
@@ -111,7 +120,7 @@ def bigquery_source(url: str) -> BigQuerySource:
     return BigQuerySource(
         parts.netloc,
         path,
-        table=params.get("table", "_AllLogs"),
+        table=params.get("table"),
         endpoint=params.get("endpoint"),
         max_bytes=numbers.get("max_bytes", DEFAULT_MAX_BYTES),
         settings=settings,
@@ -124,7 +133,8 @@ class BigQuerySource:
     Args:
         project: the GCP project holding the dataset (and running the query jobs).
         dataset: the linked dataset (or a log sink's dataset).
-        table: the view or table (``_AllLogs`` for Log Analytics).
+        table: a view or table of the ``_AllLogs`` shape; None: the dataset's ``_AllLogs``, or
+            its log sink tables when it has those and no ``_AllLogs``.
         endpoint: API endpoint override (a local stand-in); anonymous credentials are used.
         max_bytes: the most bytes one query may scan (0: no limit).
         settings: the server-side analysis settings (timeout, row cap, bins ...).
@@ -137,17 +147,21 @@ class BigQuerySource:
         project: str,
         dataset: str,
         *,
-        table: str = "_AllLogs",
+        table: str | None = None,
         endpoint: str | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         settings: PushdownSettings | None = None,
         client: Any = None,
         retry_s: float = RETRY_DEADLINE_S,
     ) -> None:
-        self.table = table_ref(project, dataset, table)
+        self.table = table_ref(project, dataset, table or "_AllLogs")
         if max_bytes < 0:
             raise UsageError(f"max_bytes {max_bytes} is negative", expected="0 (no limit) or more")
         self.project, self.dataset, self.table_name = project, dataset, table
+        self._names: list[str] | None = None
+        self._schemas: dict[str, SinkTable] = {}
+        #: The tables the last load read (``_AllLogs``, ``?table=``, or the sink tables).
+        self.tables_read: tuple[str, ...] = ()
         self.endpoint = endpoint
         self.max_bytes = max_bytes
         self.settings = settings or PushdownSettings()
@@ -157,7 +171,7 @@ class BigQuerySource:
     def describe(self) -> str:
         """The source as a URL (no secrets)."""
         options = []
-        if self.table_name != "_AllLogs":
+        if self.table_name:
             options.append(f"table={self.table_name}")
         if self.endpoint:
             options.append(f"endpoint={self.endpoint}")
@@ -165,10 +179,54 @@ class BigQuerySource:
         return f"bigquery://{self.project}/{self.dataset}{suffix}"
 
     def queries(self, query: LogQuery) -> dict[str, SqlQuery]:
-        """Every query a load of ``query`` runs, by name."""
-        built = aggregate_queries(self.table, query, self.settings)
-        built["near_failures"] = near_failure_query(self.table, query, self.settings)
+        """Every query a load of ``query`` runs, by name (lists the dataset's tables first when
+        no table was named, to find ``_AllLogs`` or a sink's tables)."""
+        relation = self._relation(query)
+        built = aggregate_queries(relation, query, self.settings)
+        built["near_failures"] = near_failure_query(relation, query, self.settings)
         return built
+
+    def _relation(self, query: LogQuery) -> str:
+        """What the queries read: the table, or the view over the sink tables ``query`` needs."""
+        self.tables_read = (self.table.strip("`"),)
+        if self.table_name:
+            return self.table
+        names = self._table_names()
+        bases = tuple(sink_table_names().values())
+        if "_AllLogs" in names or not any(n.startswith(bases) for n in names):
+            return self.table
+        chosen = select_tables(names, query)
+        tables = [self._sink_table(name, kind, day) for name, kind, day in chosen]
+        view = alllogs_view(self.project, self.dataset, tables)
+        self.tables_read = tuple(f"{self.project}.{self.dataset}.{t.name}" for t in tables)
+        return view
+
+    def _table_names(self) -> list[str]:
+        if self._names is None:
+            client = self.client()
+            what = f"listing the tables of {self.project}.{self.dataset}"
+            self._names = self._call(
+                what,
+                lambda: [
+                    t.table_id
+                    for t in client.list_tables(
+                        f"{self.project}.{self.dataset}", retry=self._retry()
+                    )
+                ],
+            )
+        return self._names
+
+    def _sink_table(self, name: str, kind: str, day: Any) -> SinkTable:
+        if name not in self._schemas:
+            client = self.client()
+            table_id = f"{self.project}.{self.dataset}.{name}"
+            table = self._call(
+                f"reading the schema of {table_id}",
+                lambda: client.get_table(table_id, retry=self._retry()),
+            )
+            schema = columns_from_api(field.to_api_repr() for field in table.schema)
+            self._schemas[name] = SinkTable(name, kind, day, schema)
+        return self._schemas[name]
 
     def load(
         self, query: LogQuery | None = None, *, progress: Callable[[int], None] | None = None
@@ -204,7 +262,8 @@ class BigQuerySource:
             progress(len(frame))
         meta: dict[str, object] = {
             "pushed_down": True,
-            "table": self.table.strip("`"),
+            "table": self._what(),
+            "tables_read": list(self.tables_read),
             "bytes_estimated": sum(estimates.values()),
             "bytes_by_query": dict(estimates),
             "max_bytes": self.max_bytes,
@@ -270,7 +329,7 @@ class BigQuerySource:
     def _dry_run(self, client: Any, query: SqlQuery) -> int:
         config = self._config(query, dry_run=True, use_query_cache=False)
         job = self._call(
-            query,
+            query.name,
             lambda: client.query(
                 query.sql, job_config=config, retry=self._retry(), job_retry=None
             ),
@@ -287,8 +346,16 @@ class BigQuerySource:
             result = job.result(retry=self._retry(), job_retry=None)
             return result.to_arrow(create_bqstorage_client=False)
 
-        table: pa.Table = self._call(query, run)
+        table: pa.Table = self._call(query.name, run)
         return table
+
+    def _what(self) -> str:
+        """The tables read, for messages: one id, or the dataset and how many sink tables."""
+        if len(self.tables_read) == 1:
+            return self.tables_read[0]
+        if self.tables_read:
+            return f"{self.project}.{self.dataset} ({len(self.tables_read)} log sink tables)"
+        return self.table.strip("`")
 
     def _guard(self, estimates: Mapping[str, int]) -> None:
         if not self.max_bytes:
@@ -298,17 +365,22 @@ class BigQuerySource:
             name, n = max(over.items(), key=lambda kv: kv[1])
             raise UsageError(
                 f"the BigQuery query {name!r} would scan {format_bytes(n)} ({n:,} bytes) of "
-                f"{self.table.strip('`')}, over the limit of {format_bytes(self.max_bytes)} "
+                f"{self._what()}, over the limit of {format_bytes(self.max_bytes)} "
                 f"({self.max_bytes:,} bytes); nothing was run",
                 expected="queries within max_bytes",
                 hint="narrow the window (start/end), service or revision, or raise the limit "
                 "with ?max_bytes=N in the source URL (max_bytes=0: no limit)",
             )
 
-    def _call(self, query: SqlQuery, call: Callable[[], Any]) -> Any:
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        """``call()``, its failures as the project's errors; ``what`` is a query name or a
+        phrase (``listing the tables of ...``)."""
         from google.api_core import exceptions as gexc
 
-        where = f"BigQuery query {query.name!r} on {self.table.strip('`')}"
+        if " " in what:
+            where = f"BigQuery: {what}"
+        else:
+            where = f"BigQuery query {what!r} on {self._what()}"
         try:
             return call()
         except gexc.Forbidden as exc:
@@ -335,7 +407,8 @@ class BigQuerySource:
             raise BadInputError(
                 f"{where}: the dataset or table was not found (404: {exc.message})",
                 expected="bigquery://PROJECT/DATASET naming a Log Analytics linked dataset "
-                "(table _AllLogs) or ?table=NAME for another table",
+                "(table _AllLogs) or a log sink's dataset (run_googleapis_com_* tables), "
+                "or ?table=NAME for another table",
                 hint="check the linked dataset's name in Logging > Log Storage",
             ) from exc
         except gexc.BadRequest as exc:
