@@ -22,7 +22,8 @@ def test_help_documents_the_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["bigquery-standin", "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for words in ("--logs", "--database", "--memory-limit", "_AllLogs", "/standin/stats"):
+    for words in ("--logs", "--database", "--memory-limit", "_AllLogs", "/standin/stats",
+                  "--layout", "sink-partitioned"):
         assert words in out
 
 
@@ -34,8 +35,10 @@ def test_missing_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_serves_until_sigterm(tmp_path: Path) -> None:
-    """The first stdout lines are the URL and table id; the real client queries; SIGTERM exits 0."""
+@pytest.mark.parametrize("layout", ["alllogs", "sink-partitioned"])
+def test_serves_until_sigterm(tmp_path: Path, layout: str) -> None:
+    """The first stdout lines are the URL and table id; the real client queries; SIGTERM exits 0.
+    With a sink layout the rows are spread over one table per log."""
     export = tmp_path / "export.ndjson"
     export.write_text("".join(json.dumps(e) + "\n" for e in generate(80, seed=1)) + "oops\n")
     proc = subprocess.Popen(
@@ -50,6 +53,8 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
             "p",
             "--dataset",
             "d",
+            "--layout",
+            layout,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -59,14 +64,23 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
         assert proc.stdout is not None
         endpoint = proc.stdout.readline().strip()
         table_id = proc.stdout.readline().strip()
-        assert endpoint.startswith("http://127.0.0.1:") and table_id == "p.d._AllLogs"
+        assert endpoint.startswith("http://127.0.0.1:")
         client = bigquery.Client(
             project="p",
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": endpoint},
         )
-        rows = list(client.query_and_wait(f"SELECT COUNT(*) AS n FROM `{table_id}`"))
-        assert rows[0]["n"] == 80
+        tables = [f"p.d.{t.table_id}" for t in client.list_tables("p.d")]
+        if layout == "alllogs":
+            assert table_id == "p.d._AllLogs" and tables == [table_id]
+        else:
+            assert table_id == tables[0] == "p.d.run_googleapis_com_requests"
+            assert len(tables) > 1
+        counts = [
+            next(iter(client.query_and_wait(f"SELECT COUNT(*) AS n FROM `{t}`")))["n"]
+            for t in tables
+        ]
+        assert sum(counts) == 80
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:

@@ -401,3 +401,39 @@ def test_an_unreachable_endpoint_fails_soon_with_a_clear_error() -> None:
     with pytest.raises(LogSourceError, match=r"BigQuery at http://127.0.0.1:9 could not be "
                        r"reached within 1.5 s \(ConnectionError"):
         source.load(WHOLE)
+
+
+def test_sink_shards_outside_the_window_are_not_read(tmp_path: Path) -> None:
+    """A log sink's date-sharded tables: only the window's days are read and billed, the
+    result equals the file loader's for that window, and a window without tables says so."""
+    first = _tricky_entries()
+    second = [{**e, "timestamp": e["timestamp"].replace("2025-09-10", "2025-09-11"),
+               "insertId": e["insertId"] + "-next"} for e in first]
+    path = tmp_path / "two-days.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [*first, *second]))
+    day2 = LogQuery(PROJECT, parse_time("2025-09-11T00:00:00Z"),
+                    parse_time("2025-09-12T00:00:00Z"))
+    with start_standin([path], project=PROJECT, dataset=DATASET, layout="sink") as handle:
+        source = _source(handle)
+        both = source.load(WHOLE)
+        assert {t.rsplit("_", 1)[1] for t in both.meta["tables_read"]} == {  # type: ignore[union-attr]
+            "20250910", "20250911"}
+        load = source.load(day2)
+        read = load.meta["tables_read"]
+        assert isinstance(read, list) and read and all(t.endswith("_20250911") for t in read)
+        assert 0 < load.meta["bytes_estimated"] < both.meta["bytes_estimated"]  # type: ignore[operator]
+        a, b = summarize_logs(load), summarize_logs(load_file(path, day2))
+        for key in ("entries", "severity_counts", "log_kinds", "close_codes", "top_signatures",
+                    "ws_sessions"):
+            assert a[key] == b[key], key
+        assert a["entries"] == len(second)
+        later = LogQuery(PROJECT, parse_time("2025-09-12T00:00:00Z"),
+                         parse_time("2025-09-13T00:00:00Z"))
+        with pytest.raises(BadInputError, match="no Cloud Run log sink tables for this query"):
+            source.load(later)
+
+
+def test_a_named_table_is_read_as_it_is(standins: dict[str, StandinHandle]) -> None:
+    """?table= skips the listing: the sink stand-in has no such _AllLogs-shaped table."""
+    with pytest.raises(BadInputError, match="run_googleapis_com_"):
+        _source(standins["bundled:sink"], "&table=_AllLogs").load(WHOLE)
