@@ -437,3 +437,22 @@ def test_a_named_table_is_read_as_it_is(standins: dict[str, StandinHandle]) -> N
     """?table= skips the listing: the sink stand-in has no such _AllLogs-shaped table."""
     with pytest.raises(BadInputError, match="run_googleapis_com_"):
         _source(standins["bundled:sink"], "&table=_AllLogs").load(WHOLE)
+
+
+def test_sink_rows_keep_the_payload_as_logged(
+    pushed_loads: Callable[[str, str], LogLoad], exports: dict[str, Path]
+) -> None:
+    """Rows fetched from sink tables carry no null members the sink's RECORD schema added, and
+    the payloads of the hand-made entries (lower-case keys but the aliases) read as logged."""
+    pushed = pushed_loads("tricky:sink", "whole")
+    local = load_file(exports["tricky"]).frame.drop_duplicates("insert_id")
+    logged = dict(zip(local["insert_id"], local["payload"], strict=True))
+    fetched = pushed.frame.dropna(subset=["payload"])
+    compared = 0
+    for insert_id, text in zip(fetched["insert_id"], fetched["payload"], strict=True):
+        payload = json.loads(text)
+        assert "null" not in text, payload
+        if insert_id.startswith("x-"):
+            assert payload == json.loads(logged[insert_id])
+            compared += 1
+    assert compared >= 2

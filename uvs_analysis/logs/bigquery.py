@@ -251,8 +251,10 @@ class BigQuerySource:
         total_near = int(near["total"][0].as_py()) if near.num_rows else 0
         from uvs_analysis.logs.normalize import normalize_records
 
+        from_sink = self.tables_read != (self.table.strip("`"),)
         normalized = normalize_records(
-            (entry_of(row) for row in near.to_pylist()), source=self.describe()
+            (entry_of(row, strip_nulls=from_sink) for row in near.to_pylist()),
+            source=self.describe(),
         )
         frame = normalized.frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
         aggregates = aggregates_of(tables, self.settings, rows_near_failures=total_near)

@@ -72,9 +72,23 @@ def _json(text: object) -> Any:
     return value
 
 
-def entry_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A LogEntry dict (API JSON, camelCase) from a fetched row (``RAW_COLUMNS``)."""
+def _without_nulls(value: Any) -> Any:
+    """``value`` without the null members of its objects (at any depth)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def entry_of(row: Mapping[str, Any], *, strip_nulls: bool = False) -> dict[str, Any]:
+    """A LogEntry dict (API JSON, camelCase) from a fetched row (``RAW_COLUMNS``).
+
+    ``strip_nulls`` drops null members of the payload and labels: a log sink's RECORD columns
+    hold every field its schema has, NULL where an entry had none.
+    """
     entry: dict[str, Any] = {}
+    parse = (lambda text: _without_nulls(_json(text))) if strip_nulls else _json
 
     def put(key: str, value: object) -> None:
         if value is not None:
@@ -92,12 +106,12 @@ def entry_of(row: Mapping[str, Any]) -> dict[str, Any]:
         resource: dict[str, Any] = {}
         if row["resource_type"] is not None:
             resource["type"] = row["resource_type"]
-        labels = _json(row["resource_labels"])
+        labels = parse(row["resource_labels"])
         if labels is not None:
             resource["labels"] = labels
         entry["resource"] = resource
-    put("labels", _json(row["entry_labels"]))
-    put("jsonPayload", _json(row["payload"]))
+    put("labels", parse(row["entry_labels"]))
+    put("jsonPayload", parse(row["payload"]))
     put("textPayload", row["text_payload"])
     put("protoPayload", _json(row["proto_payload"]))
     if row["has_http"]:
