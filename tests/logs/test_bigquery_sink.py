@@ -116,9 +116,11 @@ _VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "payload": ({**_BASE,
                  "labels": {"instanceid": "VARCHAR", "zone": "VARCHAR"},
                  "jsonPayload": {"message": "VARCHAR", "connectionid": "VARCHAR",
+                                 "order": "BIGINT",
                                  "context": {"closecode": "BIGINT", "userid": "VARCHAR"},
                                  "deep": {"runid": "VARCHAR"}}},
                 "{'instanceid': 'i-1', 'zone': 'z'}, {'message': 'm', 'connectionid': 'c-1', "
+                "'order': 3, "
                 "'context': {'closecode': 1011, 'userid': 'u-1'}, 'deep': {'runid': 'r-1'}}"),
 }
 
@@ -175,7 +177,8 @@ def test_keys_the_normalizer_reads_get_their_logentry_spelling(engine: BigQueryE
         JSON_VALUE(json_payload, '$.context.closeCode') AS code,
         JSON_VALUE(json_payload, '$.context.userId') AS user,
         JSON_VALUE(json_payload, '$.deep.runid') AS deep_run,
+        JSON_VALUE(json_payload, '$.order') AS `order`,
         json_payload IS NULL AS no_payload""")
     assert rows[0] == {"instance": "i-1", "zone": "z", "conn": "c-1", "code": "1011",
-                       "user": "u-1", "deep_run": "r-1", "no_payload": False}
+                       "user": "u-1", "deep_run": "r-1", "order": "3", "no_payload": False}
     assert rows[1]["no_payload"] is True and rows[1]["instance"] is None

@@ -258,11 +258,11 @@ def _json_of(
 def _restored(column: Column, expr: str, names: Mapping[str, str], containers: bool) -> str:
     parts = []
     for key, sub in column.fields:
-        value = f"{expr}.{key}"
+        value = f"{expr}.`{key}`"  # quoted: a field may be named like a keyword (order, end)
         if containers and key.lower() in PAYLOAD_CONTAINERS and sub.is_record:
             inner = _restored(sub, value, _PAYLOAD_RESTORE, False)
             value = f"IF({value} IS NULL, NULL, {inner})"
-        parts.append(f"{value} AS {names.get(key.lower(), key)}")
+        parts.append(f"{value} AS `{names.get(key.lower(), key)}`")
     if not parts:
         return "STRUCT()"
     return "STRUCT(" + ", ".join(parts) + ")"
