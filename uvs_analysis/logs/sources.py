@@ -7,8 +7,9 @@ A source is named by a string, so notebooks, params files and the CLI all say th
                                          optionally gzipped
     cloudlogging://PROJECT               Cloud Logging with Application Default Credentials
     cloudlogging://PROJECT?endpoint=URL  the same API at another endpoint (the local emulator)
-    bigquery://PROJECT/DATASET           a Log Analytics linked dataset's _AllLogs view, analysed
-                                         in BigQuery (only aggregates and the rows near failures
+    bigquery://PROJECT/DATASET           a Log Analytics linked dataset's _AllLogs view (or a log
+                                         sink's run_googleapis_com_* tables), analysed in
+                                         BigQuery (only aggregates and the rows near failures
                                          are fetched); options: table=NAME (another table of the
                                          same shape), endpoint=URL (a local stand-in),
                                          max_bytes=N (cost guard per query, 0: none; default
