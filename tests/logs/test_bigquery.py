@@ -456,3 +456,33 @@ def test_sink_rows_keep_the_payload_as_logged(
             assert payload == json.loads(logged[insert_id])
             compared += 1
     assert compared >= 2
+
+
+def test_a_pushed_down_load_is_cached(standins: dict[str, StandinHandle], tmp_path: Path) -> None:
+    """A re-run reads the snapshot (aggregates included) and runs no query; refresh runs again."""
+    from datetime import UTC, datetime
+
+    from uvs_analysis.logs.sources import load_logs
+
+    handle = standins["bundled"]
+    url = f"bigquery://{PROJECT}/{DATASET}?endpoint={handle.endpoint}"
+    clock = lambda: datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # noqa: E731
+    query = QUERIES["narrowed"]
+    handle.reset()
+    first = load_logs(url, query, cache_dir=tmp_path, now=clock)
+    ran = handle.stats().queries
+    assert ran > 0 and first.meta["cache"]["hit"] is False  # type: ignore[index]
+    again = load_logs(url, query, cache_dir=tmp_path, now=clock)
+    assert handle.stats().queries == ran  # nothing ran
+    assert again.meta["cache"]["hit"] is True  # type: ignore[index]
+    assert again.meta["bytes_estimated"] == first.meta["bytes_estimated"]
+    assert summarize_logs(again)["top_signatures"] == summarize_logs(first)["top_signatures"]
+    for key in ("entries", "severity_counts", "close_codes", "ws_sessions", "duplicates"):
+        assert summarize_logs(again)[key] == summarize_logs(first)[key], key
+    _assert_frames(signatures.error_signatures(again), signatures.error_signatures(first))
+    _assert_frames(sessions.websocket_sessions(again), sessions.websocket_sessions(first))
+    for analysis in (timeline.revision_timeline, timeline.deploys, timeline.instance_events,
+                     timeline.error_waves, timeline.severity_over_time):
+        _assert_frames(analysis(again), analysis(first))
+    load_logs(url, query, cache_dir=tmp_path, now=clock, refresh=True)
+    assert handle.stats().queries > ran

@@ -1,8 +1,10 @@
 """A pull stored as Parquet under a key derived from the whole query.
 
-Re-running a notebook or a report reads the snapshot (reproducible, no quota spent);
+Re-running a notebook or a report reads the snapshot (reproducible, no quota or bytes spent);
 ``refresh=True`` pulls again. Beside each snapshot a JSON file records when and how it was
-pulled. Files are written atomically and readable by the user only.
+pulled. A load pushed down to BigQuery keeps its aggregates too: each table as Parquet
+(``KEY.agg-NAME.parquet``), the counts and settings in the JSON file. Files are written
+atomically and readable by the user only.
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from uvs_analysis import __version__
 from uvs_analysis.logs.query import LogQuery, rfc3339
-from uvs_analysis.logs.schema import COLUMNS, BadRecord, LogLoad
+from uvs_analysis.logs.schema import COLUMNS, BadRecord, LogAggregates, LogLoad
 
 __all__ = ["CacheEntry", "LogCache"]
 
@@ -72,6 +75,7 @@ class LogCache:
             filtered_out=accounting["filtered_out"],
             meta={**meta.get("pull", {}), "cache": {"key": found.key, "hit": True,
                                                      "pulled_at": meta["pulled_at"]}},
+            aggregates=self._read_aggregates(found.key, meta.get("aggregates")),
         )
 
     def put(self, source: str, query: LogQuery, load: LogLoad, *, pulled_at: datetime) -> Path:
@@ -100,11 +104,68 @@ class LogCache:
             "bad_records": [bad.__dict__ for bad in load.bad_records],
             "pull": {k: v for k, v in load.meta.items() if _jsonable(v)},
         }
+        if load.aggregates is not None:
+            meta["aggregates"] = self._write_aggregates(key, load.aggregates)
         _write_private(meta_path, json.dumps(meta, indent=2, default=str))
         return data_path
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.root / f"{key}.parquet", self.root / f"{key}.json"
+
+    def _table_path(self, key: str, name: str) -> Path:
+        return self.root / f"{key}.agg-{name}.parquet"
+
+    def _write_aggregates(self, key: str, agg: LogAggregates) -> dict[str, Any]:
+        """Write the tables of ``agg`` as Parquet; return the rest as JSON-ready values."""
+        out: dict[str, Any] = {}
+        for f in fields(agg):
+            value = getattr(agg, f.name)
+            if isinstance(value, pd.DataFrame):
+                path = self._table_path(key, f.name)
+                tmp = path.with_suffix(".parquet.tmp")
+                value.to_parquet(tmp, index=False)
+                tmp.chmod(0o600)
+                tmp.replace(path)
+            elif isinstance(value, pd.Timestamp):
+                out[f.name] = value.isoformat()
+            elif f.name == "close_codes":
+                out[f.name] = [[int(code), int(n)] for code, n in value.items()]
+            elif isinstance(value, dict) or hasattr(value, "items"):
+                out[f.name] = dict(value)
+            else:
+                out[f.name] = value
+        return out
+
+    def _read_aggregates(self, key: str, stored: dict[str, Any] | None) -> LogAggregates | None:
+        if stored is None:
+            return None
+        values: dict[str, Any] = {}
+        for f in fields(LogAggregates):
+            path = self._table_path(key, f.name)
+            if f.name in stored:
+                value = stored[f.name]
+                if f.name in ("first", "last"):
+                    value = pd.Timestamp(value) if value is not None else None
+                elif f.name == "close_codes":
+                    value = {int(code): int(n) for code, n in value}
+                values[f.name] = value
+            elif path.exists():
+                values[f.name] = _lists_back(pd.read_parquet(path))
+            else:
+                return None  # a snapshot written by another version: pull again
+        return LogAggregates(**values)
+
+
+def _lists_back(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet returns list cells as NumPy arrays: make them lists again."""
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].map(
+            lambda v: isinstance(v, np.ndarray)
+        ).any():
+            frame[column] = frame[column].map(
+                lambda v: v.tolist() if isinstance(v, np.ndarray) else v
+            )
+    return frame
 
 
 def _jsonable(value: object) -> bool:

@@ -110,7 +110,8 @@ def load_logs(
     now: Callable[[], datetime] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LogLoad:
-    """Load logs for a run, through the Parquet cache for pulls from Cloud Logging.
+    """Load logs for a run, through the Parquet cache for pulls from Cloud Logging and loads
+    pushed down to BigQuery (so a re-run spends no quota and no bytes).
 
     Args:
         source: a source string (see the module docstring) or a LogSource.
@@ -127,7 +128,8 @@ def load_logs(
         else source
     )
     name = src.describe()
-    use_cache = cache_root is not None and query is not None and name.startswith(CLOUD_SCHEME)
+    cached_schemes = (f"{CLOUD_SCHEME}://", "bigquery://")
+    use_cache = cache_root is not None and query is not None and name.startswith(cached_schemes)
     if use_cache:
         from uvs_analysis.logs.cache import LogCache
 
