@@ -486,3 +486,19 @@ def test_a_pushed_down_load_is_cached(standins: dict[str, StandinHandle], tmp_pa
         _assert_frames(analysis(again), analysis(first))
     load_logs(url, query, cache_dir=tmp_path, now=clock, refresh=True)
     assert handle.stats().queries > ran
+
+
+def test_a_query_too_long_for_bigquery_is_refused(
+    standins: dict[str, StandinHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view over many sink tables can exceed BigQuery's query length: refused, none run."""
+    import uvs_analysis.logs.bigquery as bq
+
+    handle = standins["bundled:sink"]
+    source = _source(handle)
+    longest = max(len(q.sql) for q in source.queries(WHOLE).values())
+    monkeypatch.setattr(bq, "MAX_QUERY_CHARS", longest - 1)
+    handle.reset()
+    with pytest.raises(UsageError, match=r"characters long, over BigQuery's limit .* narrow the"):
+        source.load(WHOLE)
+    assert handle.stats().queries == handle.stats().dry_runs == 0

@@ -182,3 +182,21 @@ def test_keys_the_normalizer_reads_get_their_logentry_spelling(engine: BigQueryE
     assert rows[0] == {"instance": "i-1", "zone": "z", "conn": "c-1", "code": "1011",
                        "user": "u-1", "deep_run": "r-1", "order": "3", "no_payload": False}
     assert rows[1]["no_payload"] is True and rows[1]["instance"] is None
+
+
+def test_payload_fields_are_listed_only_when_a_key_is_renamed() -> None:
+    """A payload whose keys need no new spelling is read whole (a short query)."""
+    def view(payload_fields: list[dict[str, Any]]) -> str:
+        schema = columns_from_api([
+            {"name": "timestamp", "type": "TIMESTAMP"}, {"name": "logName", "type": "STRING"},
+            {"name": "jsonPayload", "type": "RECORD", "fields": payload_fields}])
+        return alllogs_view(P, D, [SinkTable("run_googleapis_com_stdout", "stdout", None, schema)])
+
+    snake = view([{"name": "connection_id", "type": "STRING"},
+                  {"name": "context", "type": "RECORD",
+                   "fields": [{"name": "close_code", "type": "INTEGER"}]}])
+    assert "TO_JSON(jsonPayload)" in snake and "jsonPayload.`" not in snake
+    nested = view([{"name": "message", "type": "STRING"},
+                   {"name": "context", "type": "RECORD",
+                    "fields": [{"name": "closecode", "type": "INTEGER"}]}])
+    assert "jsonPayload.`context`.`closecode` AS `closeCode`" in nested

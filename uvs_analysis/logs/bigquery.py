@@ -56,6 +56,8 @@ __all__ = ["DEFAULT_MAX_BYTES", "BigQuerySource", "bigquery_source", "format_byt
 RETRY_DEADLINE_S: Final = 30.0
 #: The default cost-guard limit: 10 GiB scanned per query.
 DEFAULT_MAX_BYTES: Final = 10 * 2**30
+#: BigQuery's limit on the text of one GoogleSQL query (1,024K characters).
+MAX_QUERY_CHARS: Final = 1024 * 1024
 _ROLES: Final = "roles/bigquery.dataViewer and roles/bigquery.jobUser"
 
 
@@ -244,6 +246,7 @@ class BigQuerySource:
             )
         queries = self.queries(query)
         client = self.client()
+        self._check_length(queries)
         estimates = {name: self._dry_run(client, q) for name, q in queries.items()}
         self._guard(estimates)
         tables = {name: self._run(client, q) for name, q in queries.items()}
@@ -358,6 +361,18 @@ class BigQuerySource:
         if self.tables_read:
             return f"{self.project}.{self.dataset} ({len(self.tables_read)} log sink tables)"
         return self.table.strip("`")
+
+    def _check_length(self, queries: Mapping[str, SqlQuery]) -> None:
+        """Refuse, before any runs, a query BigQuery would refuse for its length (a view over
+        many sink tables with wide payload schemas)."""
+        name, longest = max(((n, len(q.sql)) for n, q in queries.items()), key=lambda t: t[1])
+        if longest > MAX_QUERY_CHARS:
+            raise UsageError(
+                f"the BigQuery query {name!r} over {self._what()} is {longest:,} characters "
+                f"long, over BigQuery's limit of {MAX_QUERY_CHARS:,}; nothing was run",
+                expected="fewer tables in one load",
+                hint="narrow the window (each day is one table per log) or the log kinds",
+            )
 
     def _guard(self, estimates: Mapping[str, int]) -> None:
         if not self.max_bytes:

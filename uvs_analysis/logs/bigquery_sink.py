@@ -250,9 +250,19 @@ def _json_of(
         return "CAST(NULL AS JSON)"
     names = dict(_PAYLOAD_RESTORE) if payload else {}
     names.update(restore or {})
-    if not any(key.lower() in names for key, _ in column.fields) and not payload:
-        return f"TO_JSON({expr})"
+    if not _needs_restoring(column, names, payload):
+        return f"TO_JSON({expr})"  # short: the fields are listed only when a key is renamed
     return f"IF({expr} IS NULL, NULL, TO_JSON({_restored(column, expr, names, payload)}))"
+
+
+def _needs_restoring(column: Column, names: Mapping[str, str], containers: bool) -> bool:
+    for key, sub in column.fields:
+        if key.lower() in names:
+            return True
+        if containers and key.lower() in PAYLOAD_CONTAINERS and sub.is_record:
+            if _needs_restoring(sub, _PAYLOAD_RESTORE, False):
+                return True
+    return False
 
 
 def _restored(column: Column, expr: str, names: Mapping[str, str], containers: bool) -> str:
