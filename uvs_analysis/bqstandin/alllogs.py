@@ -111,7 +111,7 @@ def build_alllogs(
         BadInputError: a file is missing or unreadable.
         NotALogExportError: a file is not a Cloud Logging export.
     """
-    files = _files._expand([Path(p) for p in paths])
+    files = _files.expand_paths([Path(p) for p in paths])
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE OR REPLACE TABLE {quote_name(table)} ({ddl(ALLLOGS_SCHEMA)})")
     writer = ExportWriter(con, table)

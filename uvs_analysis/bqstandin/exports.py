@@ -204,39 +204,17 @@ def read_export(path: Path, writer: ExportWriter) -> str:
         BadInputError: the file cannot be read.
         NotALogExportError: the file is not a Cloud Logging export.
     """
-    blocks = _files._Blocks(path)
-    first = b""
-    for block in blocks:
-        first = block
-        if block.strip():
-            break
-    if blocks.cut and not first.strip():
-        raise NotALogExportError(f"{path}: {blocks.cut}", expected=_files._EXPECTED)
-    start = first.lstrip()
-    if start.startswith(b"\xef\xbb\xbf"):
-        start = start[3:].lstrip()
-    if not start:
-        return "empty"
-    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise NotALogExportError(
-            f"{path} is UTF-16 encoded",
-            expected=_files._EXPECTED + " in UTF-8",
-            hint=f"convert it first, e.g. iconv -f UTF-16 -t UTF-8 {path} > export.json",
-        )
-    rest = _files._chain(first.replace(b"\xef\xbb\xbf", b"", 1), blocks)
-    if start[:1] == b"[":
-        _read_array(path, rest, writer, blocks)
-        return "json"
-    if start[:1] == b"{":
-        _read_ndjson(path, rest, writer, blocks)
-        return "ndjson"
-    shown = start[:24].decode("utf-8", "backslashreplace")
-    raise NotALogExportError(
-        f"{path} is not a log export: it starts with {shown!r}", expected=_files._EXPECTED
-    )
+    opened = _files.open_export(path)
+    if opened.format == "json":
+        _read_array(path, opened.blocks, writer, opened.source)
+    elif opened.format == "ndjson":
+        _read_ndjson(path, opened.blocks, writer, opened.source)
+    return opened.format
 
 
-def _read_array(path: Path, blocks: Iterator[bytes], writer: ExportWriter, source: Any) -> None:
+def _read_array(
+    path: Path, blocks: Iterator[bytes], writer: ExportWriter, source: _files.Blocks
+) -> None:
     checked = False
     numbers: list[int] = []
     texts: list[str] = []
@@ -246,7 +224,7 @@ def _read_array(path: Path, blocks: Iterator[bytes], writer: ExportWriter, sourc
             writer.record_bad(item.index, problem)
             continue
         if not checked:
-            _files._check_first(path, item.value, f"element 1 (line {item.line})")
+            _files.check_first_record(path, item.value, f"element 1 (line {item.line})")
             checked = True
         numbers.append(item.index)
         texts.append(_dumps(item.value))
@@ -257,7 +235,9 @@ def _read_array(path: Path, blocks: Iterator[bytes], writer: ExportWriter, sourc
         writer.write(_lines_table(numbers, texts))
 
 
-def _read_ndjson(path: Path, blocks: Iterable[bytes], writer: ExportWriter, source: Any) -> None:
+def _read_ndjson(
+    path: Path, blocks: Iterable[bytes], writer: ExportWriter, source: _files.Blocks
+) -> None:
     feed = _Feed(path, writer)
     records = 0
     for part in group_parts(feed.batches(blocks), INPUT_SCHEMA, _PART_BYTES):
@@ -271,7 +251,7 @@ def _read_ndjson(path: Path, blocks: Iterable[bytes], writer: ExportWriter, sour
             records += 1
         else:
             if not feed.checked:
-                feed.checked = _files._check_head(path, [carry], lineno - 1)
+                feed.checked = _files.check_head(path, [carry], lineno - 1)
             try:
                 text = carry.decode()
             except UnicodeDecodeError:
@@ -284,7 +264,7 @@ def _read_ndjson(path: Path, blocks: Iterable[bytes], writer: ExportWriter, sour
         first = writer.bad[0].reason if writer.bad else "no line is JSON"
         raise NotALogExportError(
             f"{path} is not a log export: none of its lines is a JSON object (first: {first})",
-            expected=_files._EXPECTED,
+            expected=_files.EXPECTED_EXPORT,
         )
 
 
@@ -308,7 +288,7 @@ class _Feed:
             end, numbers, lines = cut
             self.carry = buf[end:]
             if not self.checked:
-                self.checked = _files._check_head(
+                self.checked = _files.check_head(
                     self.path, buf[:end].split(b"\n")[:-1], self.lineno
                 )
             self.lineno += len(numbers)

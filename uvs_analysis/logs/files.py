@@ -19,6 +19,7 @@ import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,11 +36,23 @@ from uvs_analysis.logs.schema import LogLoad
 if TYPE_CHECKING:
     from uvs_analysis.logs.query import LogQuery
 
-__all__ = ["EXPORT_SUFFIXES", "FileSource", "load_file"]
+__all__ = [
+    "EXPECTED_EXPORT",
+    "EXPORT_SUFFIXES",
+    "Blocks",
+    "FileSource",
+    "OpenedExport",
+    "check_first_record",
+    "check_head",
+    "expand_paths",
+    "load_file",
+    "open_export",
+]
 
 #: File names a directory given as a source is expanded to.
 EXPORT_SUFFIXES: Final = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
-_EXPECTED: Final = (
+#: What a log file must be, for messages.
+EXPECTED_EXPORT: Final = (
     "a Cloud Logging export: a JSON array of LogEntry objects (gcloud logging read "
     "--format=json) or NDJSON with one LogEntry per line, optionally gzipped"
 )
@@ -97,7 +110,7 @@ class FileSource:
             BadInputError: a file is missing or unreadable.
             NotALogExportError: a file is not a Cloud Logging export.
         """
-        files = _expand(self.paths)
+        files = expand_paths(self.paths)
         normalizer = Normalizer(self.describe(), query=query)
         meta: dict[str, Any] = {"files": [str(f) for f in files], "formats": {}, "cuts": []}
         for path in files:
@@ -116,10 +129,15 @@ def load_file(path: str | Path, query: LogQuery | None = None) -> LogLoad:
     return FileSource([path]).load(query)
 
 
-# Private: files and blocks
+# Files and blocks (shared with the BigQuery stand-in's export reader)
 
 
-def _expand(paths: Sequence[Path]) -> list[Path]:
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with each directory replaced by its export files (sorted by name).
+
+    Raises:
+        BadInputError: a path does not exist, or a directory holds no export files.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -135,7 +153,7 @@ def _expand(paths: Sequence[Path]) -> list[Path]:
         elif not path.exists():
             raise BadInputError(
                 f"log file {path} does not exist",
-                expected=_EXPECTED,
+                expected=EXPECTED_EXPORT,
                 hint="check the path (relative paths start at the current directory)",
             )
         else:
@@ -200,43 +218,73 @@ def _gunzip(head: bytes, handle: Any) -> Iterator[bytes]:
         raise _StreamCut("the gzip stream ends early (the file is truncated)")
 
 
-def _read_file(
-    path: Path, norm: Normalizer, progress: Callable[[int], None] | None
-) -> tuple[str, str | None]:
-    """Read one file into ``norm``; returns its format and why it was cut (None if whole)."""
-    blocks = _Blocks(path)
+@dataclass(frozen=True)
+class OpenedExport:
+    """An export file, its format sniffed: ``json`` (an array), ``ndjson`` or ``empty``.
+
+    Attributes:
+        path: the file.
+        format: ``json``, ``ndjson`` or ``empty``.
+        blocks: its decompressed blocks from the start, a UTF-8 byte-order mark removed.
+        source: the block reader (its ``cut`` says why a damaged stream ended early).
+    """
+
+    path: Path
+    format: str
+    blocks: Iterator[bytes]
+    source: Blocks
+
+
+def open_export(path: Path) -> OpenedExport:
+    """Open ``path`` and tell its format from its first bytes (gzip by content).
+
+    Raises:
+        BadInputError: the file cannot be read.
+        NotALogExportError: UTF-16, a stream cut before any data, or neither ``[`` nor ``{``.
+    """
+    blocks = Blocks(path)
     first = b""
     for block in blocks:
         first = block
         if block.strip():
             break
     if blocks.cut and not first.strip():
-        raise NotALogExportError(f"{path}: {blocks.cut}", expected=_EXPECTED)
+        raise NotALogExportError(f"{path}: {blocks.cut}", expected=EXPECTED_EXPORT)
     start = first.lstrip()
     if start.startswith(b"\xef\xbb\xbf"):
         start = start[3:].lstrip()
     if not start:
-        return "empty", None
+        return OpenedExport(path, "empty", iter(()), blocks)
     if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise NotALogExportError(
             f"{path} is UTF-16 encoded",
-            expected=_EXPECTED + " in UTF-8",
+            expected=EXPECTED_EXPORT + " in UTF-8",
             hint=f"convert it first, e.g. iconv -f UTF-16 -t UTF-8 {path} > export.json",
         )
     rest = _chain(first.replace(b"\xef\xbb\xbf", b"", 1), blocks)
     if start[:1] == b"[":
-        _read_array(path, rest, norm, progress, blocks)
-        return "json", blocks.cut
+        return OpenedExport(path, "json", rest, blocks)
     if start[:1] == b"{":
-        _read_ndjson(path, rest, norm, progress, blocks)
-        return "ndjson", blocks.cut
+        return OpenedExport(path, "ndjson", rest, blocks)
     shown = start[:24].decode("utf-8", "backslashreplace")
     raise NotALogExportError(
-        f"{path} is not a log export: it starts with {shown!r}", expected=_EXPECTED
+        f"{path} is not a log export: it starts with {shown!r}", expected=EXPECTED_EXPORT
     )
 
 
-class _Blocks:
+def _read_file(
+    path: Path, norm: Normalizer, progress: Callable[[int], None] | None
+) -> tuple[str, str | None]:
+    """Read one file into ``norm``; returns its format and why it was cut (None if whole)."""
+    opened = open_export(path)
+    if opened.format == "json":
+        _read_array(path, opened.blocks, norm, progress, opened.source)
+    elif opened.format == "ndjson":
+        _read_ndjson(path, opened.blocks, norm, progress, opened.source)
+    return opened.format, opened.source.cut if opened.format != "empty" else None
+
+
+class Blocks:
     """The decompressed blocks of a file; a cut stream ends the iteration and sets ``cut``."""
 
     def __init__(self, path: Path) -> None:
@@ -261,7 +309,7 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _check_first(path: Path, record: object, where: str) -> None:
+def check_first_record(path: Path, record: object, where: str) -> None:
     """Refuse a file whose first record is not a LogEntry-shaped object."""
     if isinstance(record, dict) and _LOGENTRY_KEYS.intersection(record):
         return
@@ -275,7 +323,7 @@ def _check_first(path: Path, record: object, where: str) -> None:
         what = f"a JSON {kind} ({json.dumps(record)[:40]})"
     raise NotALogExportError(
         f"{path} is not a log export: {where} is {what}",
-        expected=_EXPECTED + ", each with logName, timestamp, resource and a payload",
+        expected=EXPECTED_EXPORT + ", each with logName, timestamp, resource and a payload",
     )
 
 
@@ -287,7 +335,7 @@ def _read_array(
     blocks: Iterator[bytes],
     norm: Normalizer,
     progress: Callable[[int], None] | None,
-    source: _Blocks,
+    source: Blocks,
 ) -> None:
     checked = False
     for item in iter_array(blocks):
@@ -296,7 +344,7 @@ def _read_array(
             norm.bad(item.index, problem)
             continue
         if not checked:
-            _check_first(path, item.value, f"element 1 (line {item.line})")
+            check_first_record(path, item.value, f"element 1 (line {item.line})")
             checked = True
         norm.add(item.value, item.index)
         if progress and not item.index % 10_000:
@@ -313,7 +361,7 @@ def _read_ndjson(
     blocks: Iterator[bytes],
     norm: Normalizer,
     progress: Callable[[int], None] | None,
-    source: _Blocks,
+    source: Blocks,
 ) -> None:
     loads, add, bad = orjson.loads, norm.add, norm.bad
     if norm.takes_blocks and duckread.available():
@@ -321,7 +369,7 @@ def _read_ndjson(
             blocks,
             norm,
             progress,
-            lambda lines, before: _check_head(path, lines, before),
+            lambda lines, before: check_head(path, lines, before),
             _read_line,
         )
     else:
@@ -332,7 +380,7 @@ def _read_ndjson(
             bad(lineno, f"line {lineno} is cut off: {source.cut}")
         else:
             if not checked:
-                checked = _check_head(path, [carry], lineno - 1)
+                checked = check_head(path, [carry], lineno - 1)
             try:
                 record = loads(carry)
             except orjson.JSONDecodeError:
@@ -345,7 +393,7 @@ def _read_ndjson(
         raise NotALogExportError(
             f"{path} is not a log export: none of its lines is a JSON object "
             f"(first: {norm.bad_records[0].reason})",
-            expected=_EXPECTED,
+            expected=EXPECTED_EXPORT,
         )
     if progress:
         progress(norm.read)
@@ -369,7 +417,7 @@ def _read_blocks(
             lines = (carry + block if carry else block).split(b"\n")
             carry = lines.pop()
             if not checked:
-                checked = _check_head(path, lines, lineno)
+                checked = check_head(path, lines, lineno)
             fast = norm.takes_blocks and lines and all(lines)
             future = pool.submit(read_block, lines) if fast else None
             if pending:
@@ -410,7 +458,7 @@ def _finish_block(
         _read_line(line, number, norm.add, norm.bad)
 
 
-def _check_head(path: Path, lines: Sequence[bytes], lineno: int) -> bool:
+def check_head(path: Path, lines: Sequence[bytes], lineno: int) -> bool:
     """Check the first JSON record among ``lines``; False if none of them is JSON."""
     for number, line in enumerate(lines, start=lineno + 1):
         try:
@@ -420,7 +468,7 @@ def _check_head(path: Path, lines: Sequence[bytes], lineno: int) -> bool:
                 record = json.loads(line)
             except (ValueError, RecursionError):
                 continue
-        _check_first(path, record, f"line {number}")
+        check_first_record(path, record, f"line {number}")
         return True
     return False
 
