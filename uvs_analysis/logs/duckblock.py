@@ -233,25 +233,22 @@ def build_query(source: str) -> str:
     payload = _sql(json.dumps(_PAYLOAD))
     code_cols = ", ".join(f"{code} AS code{i}" for i, code in enumerate(codes))
     return (
-        "WITH checked AS (\n"
-        "  SELECT lineno, line, left(ltrim(line, ' \t\r\n'), 1) = '{' "
-        f"AND NOT regexp_matches(line, {_sql(_ODD_VALUE)}) AS ok\n"
+        # No CASE around the transforms: it would copy their structs. A line that is not an
+        # object gives a struct of nulls (no timestamp), one that is not JSON a null struct.
+        "WITH entries AS (\n"
+        f"  SELECT lineno, line, regexp_matches(line, {_sql(_ODD_VALUE)}) AS odd,\n"
+        f"    try(json_transform(line, {entry})) AS r\n"
         f"  FROM {source}\n"
-        "), entries AS (\n"
-        "  SELECT lineno, line, ok,\n"
-        f"    CASE WHEN ok THEN try(json_transform(line, {entry})) END AS r\n"
-        "  FROM checked\n"
         "), payloads AS (\n"
         "  SELECT *, r.jsonPayload AS jp,\n"
-        "    CASE WHEN r.jsonPayload IS NOT NULL\n"
-        f"      THEN try(json_transform(r.jsonPayload, {payload})) END AS p\n"
+        f"    try(json_transform(r.jsonPayload, {payload})) AS p\n"
         "  FROM entries\n"
         "), coded AS (\n"
         f"  SELECT *, {code_cols} FROM (SELECT *, {any_code} AS any_code FROM payloads)\n"
         "), rows AS (\n"
         "  SELECT lineno, line, "
         + ", ".join(f"{expr} AS {name}" for name, expr in cols.items())
-        + f", NOT ok OR ({flag}) AS flag FROM coded\n"
+        + f", odd OR ({flag}) AS flag FROM coded\n"
         ")\n"
         "SELECT lineno, flag, CASE WHEN flag THEN line END AS line, "
         + ", ".join(OUTPUT_COLUMNS)
