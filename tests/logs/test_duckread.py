@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -83,3 +84,110 @@ def test_parts_out_of_order_still_give_file_order(cloud_run_entries, tmp_path, m
     path = _write(tmp_path / "order.ndjson", records, {})
     load = load_file(path)
     assert load.frame["insert_id"].tolist() == [r["insertId"] for r in records]
+
+
+#: Values of every JSON type, and strings that look like other types once written as text.
+_ODD_VALUES: tuple[Any, ...] = (
+    "s",
+    "",
+    "true",
+    "false",
+    "null",
+    "12",
+    "-3",
+    "1.5",
+    "1e5",
+    "1011",
+    " 1011",
+    "١٠١١",
+    '{"a": 1}',
+    "{x}",
+    "[1]",
+    "[INFO] x",
+    "2025-09-15T01:30:00Z",
+    12,
+    -3,
+    0,
+    1011,
+    200,
+    1.5,
+    1011.0,
+    1e20,
+    12345678901234567890123,
+    True,
+    False,
+    None,
+    {},
+    {"a": 1},
+    {"code": 1011, "reason": "r"},
+    [],
+    [1, "x"],
+)
+#: Where the normalizer reads a value: (path, whether the entry keeps its own timestamp).
+_READ_PATHS: tuple[tuple[tuple[str, ...], bool], ...] = (
+    *(((key,), True) for key in ("logName", "severity", "insertId", "trace", "spanId")),
+    *(((key,), True) for key in ("textPayload", "timestamp", "receiveTimestamp")),
+    *(((key,), True) for key in ("resource", "labels", "httpRequest", "jsonPayload")),
+    (("protoPayload",), True),
+    (("resource", "labels"), True),
+    *((("resource", "labels", key), True) for key in ("service_name", "location")),
+    *((("labels", key), True) for key in ("instanceId", "code", "reason", "userId", "trace")),
+    *(
+        (("httpRequest", key), True)
+        for key in ("requestMethod", "requestUrl", "status", "latency", "userAgent", "remoteIp")
+    ),
+    *((("jsonPayload", key), True) for key in ("message", "severity", "timestamp")),
+    *((("jsonPayload", key), False) for key in ("message", "timestamp", "time")),
+    *(
+        (("jsonPayload", key), True)
+        for key in ("close_code", "closeReason", "connection_id", "runId", "trace_id", "error")
+    ),
+    *((("jsonPayload", "context", key), True) for key in ("code", "reason", "threadId")),
+    (("jsonPayload", "labels", "logging.googleapis.com/trace"), True),
+)
+
+
+def _numbers_as_floats(payloads: pd.Series) -> list[Any]:
+    """Payload texts read back, every number as a float: the DuckDB path may write a huge or
+    exponent number in the other form of the same value (see ``duckblock``)."""
+    return [None if pd.isna(text) else json.loads(text, parse_int=float) for text in payloads]
+
+
+def _with_value(entry: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    record = json.loads(json.dumps(entry))
+    inner = record
+    for key in path[:-1]:
+        if not isinstance(inner.get(key), dict):
+            inner[key] = {}
+        inner = inner[key]
+    inner[path[-1]] = value
+    return record
+
+
+def test_every_type_of_every_read_field_equals_the_records_path(cloud_run_entries, tmp_path):
+    """Each field the normalizer reads, given a value of each JSON type: same rows, same bad."""
+    app = next(e for e in cloud_run_entries if "jsonPayload" in e)
+    request = next(e for e in cloud_run_entries if "httpRequest" in e)
+    records: list[Any] = []
+    for path, own_time in _READ_PATHS:
+        base = request if path[0] in ("httpRequest", "resource") else app
+        if not own_time:
+            base = _with_value(base, ("timestamp",), None) | {"severity": None}
+            base = _with_value(base, ("jsonPayload", "time"), "2025-09-15T01:40:00Z")
+        for value in _ODD_VALUES:
+            record = _with_value(base, path, value)
+            record["insertId"] = record["insertId"] if path == ("insertId",) else str(len(records))
+            records.append(record)
+    path = _write(tmp_path / "types.ndjson", records, {})
+    fast = load_file(path)
+    # The reader's own record-by-record parse: orjson (which reads a huge int as a float).
+    slow = normalize_records(
+        [orjson.loads(line) for line in path.read_bytes().splitlines()], source=str(path)
+    )
+    pd.testing.assert_frame_equal(
+        fast.frame.drop(columns="payload"), slow.frame.drop(columns="payload")
+    )
+    assert _numbers_as_floats(fast.frame["payload"]) == _numbers_as_floats(slow.frame["payload"])
+    assert [(b.line, b.reason) for b in fast.bad_records] == [
+        (b.line, b.reason) for b in slow.bad_records
+    ]

@@ -5,7 +5,8 @@ cores, turns each line into a typed struct (``json_transform``) and derives the 
 columns (``timestamp`` and ``receive_timestamp`` still as text). Rows come back in runs, not
 in file order; the normalizer puts them in order. The payload is DuckDB's minified JSON text of
 ``jsonPayload``: the text ``orjson.dumps`` writes, except that a float that needs an exponent
-(beyond 1e16, below 1e-4) may be written in the other engine's form of the same value.
+(beyond 1e16, below 1e-4) may be written in the other engine's form of the same value, and an
+integer beyond 64 bits keeps its digits (orjson reads it as a float).
 
 ``json_transform`` coerces values to the requested types, so every line whose values could be
 read differently from the record-by-record path is *flagged* and returned with its text for
@@ -135,10 +136,12 @@ _TEXT_OR_INT_KEYS: Final = (
     *(key for key, column in FIELD_ALIASES.items() if column != "ws_close_reason"),
 )
 _OBJECT_KEYS: Final = ("resource", "labels", "httpRequest", "jsonPayload")
-#: A value of an unexpected type for a key the normalizer reads, anywhere in the line.
+#: A value of an unexpected type for a key the normalizer reads, anywhere in the line. An
+#: integer of 19 digits or more counts: the record path may read it as a float.
 _ODD_VALUE: Final = (
     rf'"(?:{_keys(_TEXT_KEYS)})"\s*:\s*[^"\s]'
-    rf'|"(?:{_keys(_TEXT_OR_INT_KEYS)})"\s*:\s*(?:[^"\s0-9-]|-?[0-9]+\s*[^\s0-9,}}\]])'
+    rf'|"(?:{_keys(_TEXT_OR_INT_KEYS)})"\s*:\s*'
+    rf'(?:[^"\s0-9-]|-?[0-9]+\s*[^\s0-9,}}\]]|-?[0-9]{{19}})'
     rf'|"(?:{_keys(_OBJECT_KEYS)})"\s*:\s*[^{{\s]'
 )
 _NON_ASCII: Final = r"[^\x00-\x7f]"
