@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Iterable
 from typing import Any, Final
 
 import numpy as np
@@ -260,16 +259,11 @@ def build_query(source: str) -> str:
 
 
 class Engine:
-    """A DuckDB connection that runs :func:`build_query` over a stream of INPUT_SCHEMA batches.
+    """A DuckDB connection that runs :func:`build_query` over parts of a file, one at a time.
 
     Args:
         threads: DuckDB threads (default: all cores).
     """
-
-    #: Result rows per batch handed back.
-    BATCH_ROWS: Final = 1 << 16
-    #: How much result DuckDB's threads may compute ahead of the caller.
-    BUFFER: Final = "64MiB"
 
     def __init__(self, *, threads: int | None = None) -> None:
         import duckdb
@@ -277,24 +271,10 @@ class Engine:
         self._con = duckdb.connect(":memory:", config={"preserve_insertion_order": True})
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
-        self._con.execute(f"SET streaming_buffer_size = '{self.BUFFER}'")
         self._sql = build_query("uvs_lines")
 
-    def stream(self, batches: Iterable[pa.RecordBatch]) -> Generator[pa.RecordBatch, None, None]:
-        """The raw columns (``lineno``, ``flag``, ``line`` and OUTPUT_COLUMNS) of all batches.
-
-        One query reads the whole stream: it is planned once, and DuckDB's threads pull the
-        next input batches (in any order) while the caller works on a result batch.
-        """
-        reader = pa.RecordBatchReader.from_batches(INPUT_SCHEMA, batches)
-        self._con.register("uvs_lines", reader)
-        try:
-            yield from self._con.sql(self._sql).to_arrow_reader(self.BATCH_ROWS)
-        finally:
-            self._con.unregister("uvs_lines")
-
     def run(self, lines: pa.Table) -> pa.Table:
-        """The raw columns of one table of lines, as :meth:`stream` gives them."""
+        """The raw columns (``lineno``, ``flag``, ``line`` and OUTPUT_COLUMNS) of ``lines``."""
         self._con.register("uvs_lines", lines)
         try:
             return self._con.sql(self._sql).to_arrow_table()

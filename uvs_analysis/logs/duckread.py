@@ -1,16 +1,16 @@
 """NDJSON blocks through DuckDB: the reader side of :mod:`uvs_analysis.logs.duckblock`.
 
-The file's decompressed blocks are cut at their last newline and handed to DuckDB as a stream
-of Arrow batches of (line number, line) without copying the text. One query, planned once,
-reads the whole stream: DuckDB's threads pull the next blocks and parse them (all cores) while
-this thread adds the result batches to the normalizer, so the parsing and the column work
-(Arrow) overlap. Lines the query flags are read record by record with the reader's own rules,
-so line numbers and reasons stay exact.
+The file's decompressed blocks are cut at their last newline and handed to DuckDB as Arrow
+batches of (line number, line) without copying the text; a thread fetches the query's result
+batches while this one adds them to the normalizer, so the parsing (DuckDB, all cores) and the
+column work (Arrow) overlap. Lines the query flags are read record by record with the
+reader's own rules, so line numbers and reasons stay exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -134,31 +134,32 @@ def read_lines(
     """
     feed = _Feed(blocks, check_head)
     engine = Engine()
-    results = engine.stream(_pieces(feed.batches()))
-    try:
-        for batch in results:
+
+    def finish(result: pa.Table) -> None:
+        for batch in result.to_batches():
             arrays, numbers, flagged = batch_columns(batch)
             flagged = [(n, feed.raw.pop(n, _line(raw))) for n, raw in flagged]
             norm.add_columns(arrays, numbers, flagged, read_line)
-            if progress:
-                progress(norm.read)
-        if feed.error is not None:
-            raise feed.error
+        if progress:
+            progress(norm.read)
+
+    # DuckDB (all cores, no GIL) runs a part while this thread reads the next one and adds
+    # the previous result.
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uvs-duckdb") as pool:
+            pending: Future[pa.Table] | None = None
+            for part in group_parts(feed.batches(), INPUT_SCHEMA):
+                future = pool.submit(engine.run, part)
+                if pending is not None:
+                    finish(pending.result())
+                pending = future
+            if feed.error is not None:
+                raise feed.error
+            if pending is not None:
+                finish(pending.result())
     finally:
-        results.close()
         engine.close()
     return feed.lineno, feed.carry, feed.checked
-
-
-def _pieces(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The batches cut (without copying) into pieces of at most about ``_PART_BYTES``."""
-    for batch in batches:
-        if batch.nbytes <= _PART_BYTES:
-            yield batch
-            continue
-        rows = max(1, batch.num_rows * _PART_BYTES // batch.nbytes)
-        for start in range(0, batch.num_rows, rows):
-            yield batch.slice(start, rows)
 
 
 def group_parts(
