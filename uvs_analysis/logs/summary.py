@@ -22,69 +22,24 @@ def summarize_logs(
     top_signatures (list of {template, count}), ws_sessions ({count, at_timeout,
     request_timeout_s}), window ({first, last}), and the pull's metadata when there is any.
     """
-    frame = load.frame
     aggregates = load.aggregates
-    if aggregates is not None:
-        return _pushed_summary(load, aggregates, request_timeout_s=request_timeout_s, top=top)
-    sessions = session_summary(
-        websocket_sessions(frame, request_timeout_s=request_timeout_s)
-    )
-    signatures = error_signatures(frame).head(top)
-    first = frame["timestamp"].min() if len(frame) else None
-    last = frame["timestamp"].max() if len(frame) else None
-    summary: dict[str, Any] = {
-        "source": load.source,
-        "entries": len(frame),
-        "read": load.read,
-        "bad_lines": load.bad_total,
-        "bad_records": [
-            {"source": bad.source, "line": bad.line, "reason": bad.reason}
-            for bad in load.bad_records[:20]
-        ],
-        "duplicates": load.duplicates,
-        "filtered_out": load.filtered_out,
-        "severity_counts": _counts(frame["severity"]),
-        "log_kinds": _counts(frame["log_kind"]),
-        "close_codes": {str(code): int(n) for code, n in close_code_counts(frame).items()},
-        "top_signatures": [
-            {"template": str(template), "count": int(count)}
-            for template, count in zip(signatures["template"], signatures["count"], strict=True)
-        ],
-        "ws_sessions": {
-            "count": sessions.count,
-            "at_timeout": sessions.at_timeout,
-            "request_timeout_s": request_timeout_s,
-        },
-        "window": {
-            "first": None if first is None else first.isoformat(),
-            "last": None if last is None else last.isoformat(),
-        },
-    }
-    return _with_meta(summary, load)
-
-
-def _with_meta(summary: dict[str, Any], load: LogLoad) -> dict[str, Any]:
-    if load.meta:
-        summary["pull"] = {k: v for k, v in load.meta.items() if k != "cache"}
-        if "cache" in load.meta:
-            summary["cache"] = load.meta["cache"]
-    return summary
-
-
-def _pushed_summary(
-    load: LogLoad, aggregates: LogAggregates, *, request_timeout_s: float, top: int
-) -> dict[str, Any]:
-    """The summary of a load pushed down to BigQuery, from the aggregates it computed."""
+    if aggregates is None:
+        frame = load.frame
+        sessions = session_summary(websocket_sessions(frame, request_timeout_s=request_timeout_s))
+        entries = len(frame)
+        severity_counts, log_kinds = _counts(frame["severity"]), _counts(frame["log_kind"])
+        ws_count, at_timeout = sessions.count, sessions.at_timeout
+        first = frame["timestamp"].min() if len(frame) else None
+        last = frame["timestamp"].max() if len(frame) else None
+    else:  # pushed down to BigQuery: from the aggregates it computed
+        entries = aggregates.entries
+        severity_counts, log_kinds = dict(aggregates.severity_counts), dict(aggregates.log_kinds)
+        ws_count, at_timeout = _pushed_sessions(load, aggregates, request_timeout_s)
+        first, last = aggregates.first, aggregates.last
     signatures = error_signatures(load).head(top)
-    if float(request_timeout_s) == aggregates.request_timeout_s:
-        counts = aggregates.session_counts
-        ws_count, at_timeout = int(counts["count"].sum()), int(counts["at_timeout"].sum())
-    else:  # the sessions listed, judged against this timeout
-        sessions = session_summary(websocket_sessions(load, request_timeout_s=request_timeout_s))
-        ws_count, at_timeout = aggregates.sessions_total, sessions.at_timeout
     summary: dict[str, Any] = {
         "source": load.source,
-        "entries": aggregates.entries,
+        "entries": entries,
         "read": load.read,
         "bad_lines": load.bad_total,
         "bad_records": [
@@ -93,8 +48,8 @@ def _pushed_summary(
         ],
         "duplicates": load.duplicates,
         "filtered_out": load.filtered_out,
-        "severity_counts": dict(aggregates.severity_counts),
-        "log_kinds": dict(aggregates.log_kinds),
+        "severity_counts": severity_counts,
+        "log_kinds": log_kinds,
         "close_codes": {str(code): int(n) for code, n in close_code_counts(load).items()},
         "top_signatures": [
             {"template": str(template), "count": int(count)}
@@ -106,11 +61,27 @@ def _pushed_summary(
             "request_timeout_s": request_timeout_s,
         },
         "window": {
-            "first": None if aggregates.first is None else aggregates.first.isoformat(),
-            "last": None if aggregates.last is None else aggregates.last.isoformat(),
+            "first": None if first is None else first.isoformat(),
+            "last": None if last is None else last.isoformat(),
         },
     }
-    return _with_meta(summary, load)
+    if load.meta:
+        summary["pull"] = {k: v for k, v in load.meta.items() if k != "cache"}
+        if "cache" in load.meta:
+            summary["cache"] = load.meta["cache"]
+    return summary
+
+
+def _pushed_sessions(
+    load: LogLoad, aggregates: LogAggregates, request_timeout_s: float
+) -> tuple[int, int]:
+    """WebSocket sessions and those at the timeout of a pushed-down load: counted in SQL when
+    it used this timeout, else the sessions listed, judged against this one."""
+    if float(request_timeout_s) == aggregates.request_timeout_s:
+        counts = aggregates.session_counts
+        return int(counts["count"].sum()), int(counts["at_timeout"].sum())
+    sessions = session_summary(websocket_sessions(load, request_timeout_s=request_timeout_s))
+    return aggregates.sessions_total, sessions.at_timeout
 
 
 def _counts(series: Any) -> dict[str, int]:
