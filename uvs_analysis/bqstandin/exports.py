@@ -120,34 +120,20 @@ class ExportWriter:
         """Lines DuckDB could not parse: read with Python's json like the loader, refeed."""
         fixed: list[tuple[int, str]] = []
         records = 0
+
+        def refeed(value: object, lineno: int) -> None:
+            if retry:
+                fixed.append((lineno, _dumps(value)))
+            else:
+                self.record_bad(lineno, f"line {lineno} could not be read as JSON")
+
         for lineno, text in invalid:
             raw = self.raw.pop(lineno, None)
             data: bytes | str = raw if raw is not None else text
             if not data.strip():
                 continue
             records += 1
-            try:
-                value = json.loads(data)
-            except ValueError as exc:
-                detail = (
-                    f"{exc.msg} at column {exc.colno}"
-                    if isinstance(exc, json.JSONDecodeError)
-                    else "invalid UTF-8"
-                )
-                self.record_bad(
-                    lineno,
-                    f"line {lineno} is not valid JSON ({detail}), expected one LogEntry object",
-                )
-                continue
-            except RecursionError:
-                self.record_bad(
-                    lineno, f"line {lineno} is nested too deeply, expected one LogEntry object"
-                )
-                continue
-            if retry:
-                fixed.append((lineno, _dumps(value)))
-            else:
-                self.record_bad(lineno, f"line {lineno} could not be read as JSON")
+            _files.read_json_line(data, lineno, self.record_bad, refeed)
         if fixed:
             records += self.write(_lines_table(*zip(*fixed, strict=True))) - len(fixed)
         return records

@@ -47,6 +47,7 @@ __all__ = [
     "expand_paths",
     "load_file",
     "open_export",
+    "read_json_line",
 ]
 
 #: File names a directory given as a source is expanded to.
@@ -384,7 +385,7 @@ def _read_ndjson(
             try:
                 record = loads(carry)
             except orjson.JSONDecodeError:
-                _bad_line(carry, lineno, bad, add)
+                read_json_line(carry, lineno, bad, add)
             else:
                 add(record, lineno)
     elif source.cut:
@@ -441,7 +442,7 @@ def _read_line(
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
-        _bad_line(line, number, bad, add)
+        read_json_line(line, number, bad, add)
         return
     add(record, number)
 
@@ -473,10 +474,15 @@ def check_head(path: Path, lines: Sequence[bytes], lineno: int) -> bool:
     return False
 
 
-def _bad_line(
-    line: bytes, lineno: int, bad: Callable[[int, str], None], add: Callable[[object, int], None]
+def read_json_line(
+    line: bytes | str,
+    lineno: int,
+    bad: Callable[[int, str], None],
+    add: Callable[[object, int], None],
 ) -> None:
-    """A line orjson refused: blank, valid JSON orjson does not take (NaN, huge ints), or bad."""
+    """A line a fast parser refused, read with Python's ``json``: blank (skipped), valid JSON
+    the fast parser does not take (NaN, huge ints: ``add(record, lineno)``), or a bad line
+    (``bad(lineno, reason)``)."""
     if not line.strip():
         return
     try:
