@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory import peak_reset, status_kb
+from benchmarks.memory import peak_reset, run_child, status_kb
 
 __all__ = ["main"]
 
@@ -106,15 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _spawn(run: str, data: Path, duckdb_memory: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_bigquery", "--run", run, "--data", str(data),
-           "--duckdb-memory", duckdb_memory]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return run_child([sys.executable, "-m", "benchmarks.bench_bigquery", "--run", run,
+                      "--data", str(data), "--duckdb-memory", duckdb_memory])
 
 
 # One run, in its own process

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory import peak_reset, status_kb
+from benchmarks.memory import peak_reset, run_child, status_kb
 
 __all__ = ["CONTENDERS", "TARGETS", "main", "write_local_sample"]
 
@@ -219,15 +218,8 @@ def _local_entries(n: int, seed: int) -> Iterator[dict[str, Any]]:
 
 
 def _spawn(name: str, data: Path) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_logs_load", "--contender", name]
-    cmd += ["--data", str(data)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    module = "benchmarks.bench_logs_load"
+    return run_child([sys.executable, "-m", module, "--contender", name, "--data", str(data)])
 
 
 def _run_contender(name: str, data: Path | None) -> dict[str, Any]:

@@ -1,10 +1,27 @@
-"""Peak memory of a benchmark run: RSS above the process's baseline, from /proc."""
+"""Peak memory of a benchmark run: RSS above the process's baseline, from /proc; each
+measurement runs in a process of its own (:func:`run_child`) so peaks do not mix."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["peak_reset", "status_kb"]
+__all__ = ["peak_reset", "run_child", "status_kb"]
+
+
+def run_child(cmd: Sequence[str]) -> dict[str, Any]:
+    """Run ``cmd`` and return the last JSON object line it prints (``{"error": ...}`` with
+    the exit code and the last lines of its output when it fails or prints none)."""
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def status_kb(field: str) -> int | None:
