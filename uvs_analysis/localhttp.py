@@ -19,6 +19,7 @@ from uvs_analysis.errors import UsageError
 
 __all__ = [
     "JsonHandler",
+    "LocalServer",
     "ServerThread",
     "bind",
     "endpoint_of",
@@ -27,6 +28,15 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound=ThreadingHTTPServer)
+
+
+class LocalServer(ThreadingHTTPServer):
+    """A threaded HTTP server for a local service: daemon request threads, an immediate
+    stop (idle keep-alive connections must not hold up ``stop()``), a port reusable at once."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
 
 
 class JsonHandler(BaseHTTPRequestHandler):

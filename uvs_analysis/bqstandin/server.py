@@ -14,7 +14,6 @@ Point the real client at it with ``handle.client()`` or::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -26,7 +25,7 @@ from uvs_analysis.bqstandin.engine import BigQueryEngine
 from uvs_analysis.bqstandin.service import Reply, StandinService, StandinStats, error_body
 from uvs_analysis.bqstandin.sink import build_sink_tables
 from uvs_analysis.errors import BadInputError, UsageError
-from uvs_analysis.localhttp import JsonHandler, ServerThread, bind, endpoint_of
+from uvs_analysis.localhttp import JsonHandler, LocalServer, ServerThread, bind, endpoint_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -48,11 +47,7 @@ _MAX_BODY: Final = 16 << 20
 LAYOUTS: Final = ("alllogs", "sink", "sink-partitioned")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
+class _Server(LocalServer):
     def __init__(self, address: tuple[str, int], service: StandinService) -> None:
         super().__init__(address, _Handler)
         self.service = service

@@ -31,7 +31,7 @@ from uvs_analysis.emulator.faults import FaultConfig
 from uvs_analysis.emulator.service import EmulatorStats, LoggingService, Reply, error_body
 from uvs_analysis.emulator.store import EntrySource, EntryStore, open_store
 from uvs_analysis.errors import UsageError
-from uvs_analysis.localhttp import JsonHandler, ServerThread, bind, endpoint_of
+from uvs_analysis.localhttp import JsonHandler, LocalServer, ServerThread, bind, endpoint_of
 
 if TYPE_CHECKING:
     from google.cloud.logging_v2.client import Client
@@ -42,11 +42,7 @@ _MAX_BODY: Final = 1 << 20
 _LIST_PATH: Final = "/v2/entries:list"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold up stop()
-    allow_reuse_address = True
-
+class _Server(LocalServer):
     def __init__(
         self, address: tuple[str, int], service: LoggingService, sleep: Callable[[float], None]
     ) -> None:
