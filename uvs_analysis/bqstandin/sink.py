@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from uvs_analysis.bqstandin.alllogs import measure_columns
 from uvs_analysis.bqstandin.stage import ddl, quote_name
-from uvs_analysis.logs.bigquery_sink import sink_name
+from uvs_analysis.logs.bigquery_sink import HTTP_FIELDS, sink_name
 
 __all__ = ["SinkBuild", "build_sink_tables"]
 
@@ -49,18 +49,8 @@ _HTTP_SCHEMA: Final[Mapping[str, str]] = {
     "cacheFillBytes": "BIGINT",
     "protocol": "VARCHAR",
 }
-_HTTP_NAMES: Final = {
-    "request_method": "requestMethod",
-    "request_url": "requestUrl",
-    "request_size": "requestSize",
-    "status": "status",
-    "response_size": "responseSize",
-    "user_agent": "userAgent",
-    "remote_ip": "remoteIp",
-    "server_ip": "serverIp",
-    "referer": "referer",
-    "protocol": "protocol",
-}
+#: ``_AllLogs`` http_request field -> the sink's httpRequest field (latency apart).
+_HTTP_NAMES: Final = {name: api for name, api, _ in HTTP_FIELDS} | {"protocol": "protocol"}
 #: Top-level columns in the order a sink's table lists them (each only when some entry has it).
 _ORDER: Final = (
     "logName",

@@ -30,6 +30,7 @@ from uvs_analysis.logs.query import LogQuery
 from uvs_analysis.logs.schema import LOG_IDS
 
 __all__ = [
+    "HTTP_FIELDS",
     "MAX_TABLES",
     "Column",
     "SinkTable",
@@ -278,7 +279,8 @@ def _restored(column: Column, expr: str, names: Mapping[str, str], containers: b
     return "STRUCT(" + ", ".join(parts) + ")"
 
 
-_HTTP_FIELDS: Final = (
+#: ``http_request`` fields of the view besides latency and protocol: (view name, sink name, type).
+HTTP_FIELDS: Final = (
     ("request_method", "requestMethod", "STRING"),
     ("request_url", "requestUrl", "STRING"),
     ("request_size", "requestSize", "INT64"),
@@ -292,7 +294,7 @@ _HTTP_FIELDS: Final = (
 _LATENCY_TYPE: Final = "STRUCT<seconds INT64, nanos INT64>"
 _HTTP_TYPE: Final = (
     "STRUCT<"
-    + ", ".join(f"{name} {kind}" for name, _, kind in _HTTP_FIELDS)
+    + ", ".join(f"{name} {kind}" for name, _, kind in HTTP_FIELDS)
     + f", latency {_LATENCY_TYPE}, protocol STRING>"
 )
 
@@ -302,7 +304,7 @@ def _http_request(column: Column | None) -> str:
     if column is None or not column.is_record:
         return f"CAST(NULL AS {_HTTP_TYPE})"
     fields = [
-        f"{_sub(column, 'httpRequest', api, kind)} AS {name}" for name, api, kind in _HTTP_FIELDS
+        f"{_sub(column, 'httpRequest', api, kind)} AS {name}" for name, api, kind in HTTP_FIELDS
     ]
     fields.append(f"{_latency(column.field('latency'))} AS latency")
     fields.append(f"{_sub(column, 'httpRequest', 'protocol', 'STRING')} AS protocol")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -130,7 +131,7 @@ class LogCache:
                 out[f.name] = value.isoformat()
             elif f.name == "close_codes":
                 out[f.name] = [[int(code), int(n)] for code, n in value.items()]
-            elif isinstance(value, dict) or hasattr(value, "items"):
+            elif isinstance(value, Mapping):
                 out[f.name] = dict(value)
             else:
                 out[f.name] = value
