@@ -154,8 +154,13 @@ def _coalesce(items: list[str]) -> str:
     return items[0] if len(items) == 1 else "coalesce(" + ", ".join(items) + ")"
 
 
-def build_query(source: str) -> str:
-    """The SQL that turns the lines of table ``source`` (INPUT_SCHEMA) into the raw columns."""
+def build_query(source: str, *, lenient: bool = False) -> str:
+    """The SQL that turns the lines of table ``source`` (INPUT_SCHEMA) into the raw columns.
+
+    The query stops at the first line that is not JSON (a blank line included); with
+    ``lenient`` such a line gives a null struct instead (and is flagged), at some cost on
+    every line.
+    """
     flags: list[str] = []
 
     def ranged(value: str, low: int, high: int, into: list[str] = flags) -> str:
@@ -234,16 +239,20 @@ def build_query(source: str) -> str:
     entry = _sql(json.dumps(_ENTRY))
     payload = _sql(json.dumps(_PAYLOAD))
     code_cols = ", ".join(f"{code} AS code{i}" for i, code in enumerate(codes))
+    transform = f"json_transform(line, {entry})"
+    if lenient:
+        transform = f"try({transform})"
     return (
         # No CASE around the transforms: it would copy their structs. A line that is not an
-        # object gives a struct of nulls (no timestamp), one that is not JSON a null struct.
+        # object gives a struct of nulls (no timestamp), one that is not JSON an error (a null
+        # struct when lenient). The payload is JSON written by the engine: it always reads.
         "WITH entries AS (\n"
         f"  SELECT lineno, line, regexp_matches(line, {_sql(_ODD_VALUE)}) AS odd,\n"
-        f"    try(json_transform(line, {entry})) AS r\n"
+        f"    {transform} AS r\n"
         f"  FROM {source}\n"
         "), payloads AS (\n"
         "  SELECT *, r.jsonPayload AS jp,\n"
-        f"    try(json_transform(r.jsonPayload, {payload})) AS p\n"
+        f"    json_transform(r.jsonPayload, {payload}) AS p\n"
         "  FROM entries\n"
         "), coded AS (\n"
         f"  SELECT *, {code_cols} FROM (SELECT *, {any_code} AS any_code FROM payloads)\n"
@@ -272,12 +281,18 @@ class Engine:
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._sql = build_query("uvs_lines")
+        self._lenient_sql = build_query("uvs_lines", lenient=True)
 
     def run(self, lines: pa.Table) -> pa.Table:
         """The raw columns (``lineno``, ``flag``, ``line`` and OUTPUT_COLUMNS) of ``lines``."""
+        import duckdb
+
         self._con.register("uvs_lines", lines)
         try:
-            return self._con.sql(self._sql).to_arrow_table()
+            try:
+                return self._con.sql(self._sql).to_arrow_table()
+            except duckdb.InvalidInputException:  # a line that is not JSON: the part again
+                return self._con.sql(self._lenient_sql).to_arrow_table()
         finally:
             self._con.unregister("uvs_lines")
 
