@@ -191,3 +191,34 @@ def test_every_type_of_every_read_field_equals_the_records_path(cloud_run_entrie
     assert [(b.line, b.reason) for b in fast.bad_records] == [
         (b.line, b.reason) for b in slow.bad_records
     ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_line_feed_cuts_any_blocks_into_the_file_lines(seed):
+    """Blocks cut anywhere (mid-line, several blocks per line, mid-character) give the lines."""
+    import random
+
+    rng = random.Random(seed)
+    lines = [
+        ("é" * rng.randint(0, 30) + "x" * rng.randint(0, 200)).encode() for _ in range(60)
+    ]
+    lines[7] = b"\xff\xfe not utf-8"
+    lines[8] = b""
+    text = b"\n".join(lines) + (b"\n" if seed % 2 else b"\ntail without newline")
+    cuts = sorted(rng.sample(range(1, len(text)), 25))
+    blocks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    heads: list[tuple[list[bytes], int]] = []
+    feed = duckread.LineFeed(lambda head, before: bool(heads.append((list(head), before))))
+
+    numbers, texts = [], []
+    for number_array, line_array in feed.lines(bytearray(b) if seed % 3 else b for b in blocks):
+        numbers += number_array.to_pylist()
+        texts += line_array.to_pylist()
+    assert numbers == list(range(1, len(lines) + 1))
+    expected = [(line + b"\n").decode() if line != lines[7] else "" for line in lines]
+    assert texts == expected
+    assert feed.raw == {8: lines[7]}
+    assert feed.lineno == len(lines)
+    assert feed.carry == (b"" if seed % 2 else b"tail without newline")
+    assert isinstance(feed.carry, bytes)
+    assert [line for head, _ in heads for line in head] == lines  # every line shown until checked

@@ -270,3 +270,27 @@ def test_bundled_sample_loads_cleanly():
 
     load = load_file(Path(BUNDLED_SAMPLE))
     assert len(load.frame) > 0 and load.bad_total == 0 and _accounted(load)
+
+
+def test_reused_blocks_are_kept_while_held_and_reused_once_dropped(tmp_path, monkeypatch):
+    """With reuse on, a block someone still holds is never overwritten; a dropped one is."""
+    monkeypatch.setattr(files, "_BLOCK", 64)
+    data = bytes(range(256)) * 20
+    path = tmp_path / "data.ndjson"
+    path.write_bytes(data)
+
+    held_blocks = files.Blocks(path)
+    held_blocks.reuse_buffers()
+    held = list(held_blocks)
+    assert b"".join(held) == data  # every block intact after the others were read
+    assert len({id(block) for block in held}) == len(held)
+
+    dropped_blocks = files.Blocks(path)
+    dropped_blocks.reuse_buffers()
+    copies, ids = [], set()
+    for block in dropped_blocks:
+        copies.append(bytes(block))
+        ids.add(id(block))
+        del block
+    assert b"".join(copies) == data
+    assert len(ids) < len(copies) // 4

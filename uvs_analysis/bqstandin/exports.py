@@ -28,7 +28,7 @@ from uvs_analysis.bqstandin.stage import (
 from uvs_analysis.errors import NotALogExportError
 from uvs_analysis.logs import files as _files
 from uvs_analysis.logs.columns import parse_timestamps
-from uvs_analysis.logs.duckread import cut_lines, group_parts
+from uvs_analysis.logs.duckread import LineFeed, group_parts
 from uvs_analysis.logs.jsonarray import iter_array
 from uvs_analysis.logs.schema import BadRecord
 
@@ -224,9 +224,9 @@ def _read_array(
 def _read_ndjson(
     path: Path, blocks: Iterable[bytes], writer: ExportWriter, source: _files.Blocks
 ) -> None:
-    feed = _Feed(path, writer)
+    feed = LineFeed(lambda lines, before: _files.check_head(path, lines, before), writer.raw)
     records = 0
-    for part in group_parts(feed.batches(blocks), INPUT_SCHEMA, _PART_BYTES):
+    for part in group_parts(_batches(feed, blocks), INPUT_SCHEMA, _PART_BYTES):
         records += writer.write(part)
     carry = feed.carry
     lineno = feed.lineno
@@ -254,31 +254,11 @@ def _read_ndjson(
         )
 
 
-class _Feed:
-    """Decompressed blocks -> ``INPUT_SCHEMA`` batches of whole lines, without copying the text."""
-
-    def __init__(self, path: Path, writer: ExportWriter) -> None:
-        self.path = path
-        self.writer = writer
-        self.lineno = 0
-        self.carry = b""
-        self.checked = False
-
-    def batches(self, blocks: Iterable[bytes]) -> Iterator[pa.RecordBatch]:
-        for block in blocks:
-            buf = self.carry + block if self.carry else block
-            cut = cut_lines(buf, self.lineno + 1, self.writer.raw)
-            if cut is None:
-                self.carry = buf
-                continue
-            end, numbers, lines = cut
-            self.carry = buf[end:]
-            if not self.checked:
-                self.checked = _files.check_head(
-                    self.path, buf[:end].split(b"\n")[:-1], self.lineno
-                )
-            self.lineno += len(numbers)
+def _batches(feed: LineFeed, blocks: Iterable[bytes]) -> Iterator[pa.RecordBatch]:
+    """The feed's lines as ``INPUT_SCHEMA`` batches (no timestamp fixes yet)."""
+    ts_fix = INPUT_SCHEMA.field("ts_fix").type
+    for numbers, lines in feed.lines(blocks):
+        if len(numbers):
             yield pa.record_batch(
-                [numbers, lines, pa.nulls(len(numbers), INPUT_SCHEMA.field("ts_fix").type)],
-                schema=INPUT_SCHEMA,
+                [numbers, lines, pa.nulls(len(numbers), ts_fix)], schema=INPUT_SCHEMA
             )

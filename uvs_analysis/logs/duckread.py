@@ -21,7 +21,7 @@ from uvs_analysis.logs.duckblock import INPUT_SCHEMA, Engine, batch_columns
 if TYPE_CHECKING:
     from uvs_analysis.logs.normalize import Normalizer
 
-__all__ = ["available", "cut_lines", "group_parts", "read_lines"]
+__all__ = ["LineFeed", "available", "cut_lines", "group_parts", "read_lines"]
 
 _PART_BYTES: Final = 48 << 20
 
@@ -35,77 +35,115 @@ def available() -> bool:
     return True
 
 
-class _Feed:
-    """Blocks -> INPUT_SCHEMA batches of whole lines; keeps the tail, errors and raw lines."""
+class LineFeed:
+    """Blocks -> (line numbers, lines) of whole lines, without copying the blocks' text.
+
+    A line that spans two blocks is the only text copied. Attributes: ``lineno`` (whole lines
+    so far), ``carry`` (the unterminated tail), ``checked`` (``check_head`` accepted a line)
+    and ``raw`` (the lines that are not UTF-8, by number; sent as '').
+
+    Args:
+        check_head: ``check_head(lines, lines_before)`` refuses a file that is not an export;
+            False while none of the lines is JSON.
+        raw: where lines that are not UTF-8 are kept.
+    """
 
     def __init__(
-        self, blocks: Iterable[bytes], check_head: Callable[[Sequence[bytes], int], bool]
+        self,
+        check_head: Callable[[Sequence[bytes], int], bool],
+        raw: dict[int, bytes] | None = None,
     ) -> None:
-        self.blocks = blocks
         self.check_head = check_head
+        self.raw: dict[int, bytes] = {} if raw is None else raw
         self.lineno = 0
         self.carry = b""
         self.checked = False
-        self.error: BaseException | None = None
-        self.raw: dict[int, bytes] = {}
+        self._scratch = np.empty(0, np.bool_)
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for block in self.blocks:
-                batch = self._batch(self.carry + block if self.carry else block)
-                if batch is not None:
-                    yield batch
-        except Exception as exc:  # re-raised by read_lines in the caller's thread
-            self.error = exc
+    def lines(self, blocks: Iterable[bytes]) -> Iterator[tuple[pa.Array, pa.Array]]:
+        """The whole lines of ``blocks``: (1-based numbers, text with its newline)."""
+        for block in blocks:
+            start = 0
+            if self.carry:
+                newline = block.find(b"\n")
+                if newline < 0:
+                    self.carry += bytes(block)
+                    continue
+                start = newline + 1
+                joined = self.carry + block[:start]
+                self.carry = b""
+                yield self._cut(joined, 0)
+            if start < len(block):
+                yield self._cut(block, start)
 
-    def _batch(self, buf: bytes) -> pa.RecordBatch | None:
-        first = self.lineno + 1
-        cut = cut_lines(buf, first, self.raw)
+    def _cut(self, buf: bytes, start: int) -> tuple[pa.Array, pa.Array]:
+        if len(buf) - start > len(self._scratch):
+            self._scratch = np.empty(len(buf) - start, np.bool_)
+        cut = cut_lines(buf, start, self.lineno + 1, self.raw, self._scratch)
         if cut is None:
-            self.carry = buf
-            return None
+            self.carry = bytes(buf[start:])
+            return _NO_NUMBERS, _NO_LINES
         end, numbers, lines = cut
-        self.carry = buf[end:]
+        self.carry = bytes(buf[end:])
         if not self.checked:
-            self.checked = self.check_head(buf[:end].split(b"\n")[:-1], self.lineno)
+            self.checked = self.check_head(buf[start:end].split(b"\n")[:-1], self.lineno)
         self.lineno += len(numbers)
-        return pa.record_batch([numbers, lines], schema=INPUT_SCHEMA)
+        return numbers, lines
+
+
+_NO_NUMBERS: Final = pa.array([], pa.int64())
+_NO_LINES: Final = pa.array([], pa.string())
 
 
 def cut_lines(
-    buf: bytes, first: int, raw: dict[int, bytes]
+    buf: bytes,
+    start: int,
+    first: int,
+    raw: dict[int, bytes],
+    scratch: np.ndarray | None = None,
 ) -> tuple[int, pa.Array, pa.Array] | None:
-    """The whole lines of ``buf`` as Arrow text without copying it; None without a newline.
+    """The whole lines of ``buf[start:]`` as Arrow text without copying it; None without one.
+
+    Args:
+        buf: the text.
+        start: where the first line starts.
+        first: the first line's number.
+        raw: where each line that is not UTF-8 is kept by its number (and sent as '').
+        scratch: a bool array of at least ``len(buf) - start`` reused for the newline search
+            (fresh memory for each block costs more than the search).
 
     Returns:
         The end of the last whole line, the 1-based line numbers (from ``first``) and the lines
-        (string, newline included). When the text is not UTF-8, each line that is not is kept
-        in ``raw`` by its number and sent as ''.
+        (string, newline included).
     """
-    ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
+    data = np.frombuffer(buf, np.uint8)[start:]
+    mask = np.equal(data, 10, out=None if scratch is None else scratch[: len(data)])
+    ends = np.flatnonzero(mask)
     if not len(ends):
         return None
-    end = int(ends[-1]) + 1
+    ends += start + 1
+    end = int(ends[-1])
     count = len(ends)
     offsets = np.empty(count + 1, np.int32 if end < 2**31 else np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1
+    offsets[0] = start
+    offsets[1:] = ends
     string = pa.string() if end < 2**31 else pa.large_string()
     lines = pa.Array.from_buffers(string, count, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
     try:
         lines.validate(full=True)
     except pa.ArrowInvalid:
-        lines = pa.array(_decoded(buf[:end], first, raw), pa.string())
+        lines = pa.array(_decoded(buf[start:end], first, raw), pa.string())
     numbers = pa.array(np.arange(first, first + count, dtype=np.int64))
     return end, numbers, lines.cast(pa.string())
 
 
 def _decoded(body: bytes, first: int, raw: dict[int, bytes]) -> list[str]:
-    """The lines as text; one that is not UTF-8 is kept in ``raw`` and sent as ''."""
+    """The lines as text (newline included); one that is not UTF-8 is kept in ``raw`` (without
+    its newline) and sent as ''."""
     texts = []
     for number, line in enumerate(body.split(b"\n")[:-1], start=first):
         try:
-            texts.append(line.decode())
+            texts.append(line.decode() + "\n")
         except UnicodeDecodeError:
             raw[number] = line
             texts.append("")
@@ -132,8 +170,17 @@ def read_lines(
     Returns:
         The number of whole lines, the unterminated tail and whether the head was checked.
     """
-    feed = _Feed(blocks, check_head)
+    feed = LineFeed(check_head)
+    error: list[BaseException] = []
     engine = Engine()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for numbers, lines in feed.lines(blocks):
+                if len(numbers):
+                    yield pa.record_batch([numbers, lines], schema=INPUT_SCHEMA)
+        except Exception as exc:  # re-raised below, after the part in flight
+            error.append(exc)
 
     def finish(result: pa.Table) -> None:
         for batch in result.to_batches():
@@ -148,13 +195,13 @@ def read_lines(
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uvs-duckdb") as pool:
             pending: Future[pa.Table] | None = None
-            for part in group_parts(feed.batches(), INPUT_SCHEMA):
+            for part in group_parts(batches(), INPUT_SCHEMA):
                 future = pool.submit(engine.run, part)
                 if pending is not None:
                     finish(pending.result())
                 pending = future
-            if feed.error is not None:
-                raise feed.error
+            if error:
+                raise error[0]
             if pending is not None:
                 finish(pending.result())
     finally:

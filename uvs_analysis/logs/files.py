@@ -16,6 +16,7 @@ before the cut and records the cut as a bad record. A file that is not a log exp
 from __future__ import annotations
 
 import json
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -162,7 +163,7 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _blocks(path: Path) -> Iterator[bytes]:
+def _blocks(path: Path, buffers: _Buffers) -> Iterator[bytes]:
     """Decompressed blocks of a file; raises _StreamCut after the last good block."""
     try:
         with path.open("rb") as handle:
@@ -170,7 +171,7 @@ def _blocks(path: Path) -> Iterator[bytes]:
             if head[:2] != b"\x1f\x8b":
                 while head:
                     yield head
-                    head = handle.read(_BLOCK)
+                    head = buffers.read(handle)
                 return
             yield from _gunzip(head, handle)
     except OSError as exc:
@@ -178,6 +179,34 @@ def _blocks(path: Path) -> Iterator[bytes]:
             f"log file {path} could not be read ({exc.strerror or exc})",
             expected="a readable file",
         ) from exc
+
+
+class _Buffers:
+    """Where a plain file's blocks are read: new ``bytes``, or reused buffers once enabled.
+
+    Fresh memory for every block costs more than the read itself. A buffer is reused once
+    nothing but the pool refers to it (CPython's reference count), so a block stays intact for
+    as long as anything (an Arrow array over it, say) holds it.
+    """
+
+    def __init__(self) -> None:
+        self.reuse = False
+        self._pool: list[bytearray] = []
+
+    def read(self, handle: Any) -> bytes:
+        if not self.reuse:
+            return handle.read(_BLOCK)  # type: ignore[no-any-return]
+        buffer = self._free()
+        size = handle.readinto(buffer)
+        return buffer if size == len(buffer) else bytes(memoryview(buffer)[:size])  # type: ignore[return-value]
+
+    def _free(self) -> bytearray:
+        for buffer in self._pool:
+            if sys.getrefcount(buffer) <= 3:  # the pool, this loop and the call
+                return buffer
+        buffer = bytearray(_BLOCK)
+        self._pool.append(buffer)
+        return buffer
 
 
 def _gunzip(head: bytes, handle: Any) -> Iterator[bytes]:
@@ -286,11 +315,21 @@ def _read_file(
 
 
 class Blocks:
-    """The decompressed blocks of a file; a cut stream ends the iteration and sets ``cut``."""
+    """The decompressed blocks of a file; a cut stream ends the iteration and sets ``cut``.
+
+    Args:
+        path: the file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.cut: str | None = None
-        self._it = _blocks(path)
+        self._buffers = _Buffers()
+        self._it = _blocks(path, self._buffers)
+
+    def reuse_buffers(self) -> None:
+        """Let the next blocks of a plain file be ``bytearray`` buffers, overwritten once the
+        reader holds no reference to them (the reader's text must not outlive the blocks)."""
+        self._buffers.reuse = True
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -366,6 +405,7 @@ def _read_ndjson(
 ) -> None:
     loads, add, bad = orjson.loads, norm.add, norm.bad
     if norm.takes_blocks and duckread.available():
+        source.reuse_buffers()
         lineno, carry, checked = duckread.read_lines(
             blocks,
             norm,
