@@ -37,20 +37,24 @@ _ROW = st.tuples(
 )
 
 
+def _table(rows: list[tuple[object, ...]], chunked: bool) -> pa.Table:
+    table = pa.table(
+        {
+            "insert_id": pa.array([r[0] for r in rows], pa.string()),
+            "timestamp": pa.array([r[1] for r in rows], pa.timestamp("ns", tz="UTC")),
+            "log_name": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+    if chunked and len(rows) > 1:  # a chunk per row, as the loader's tables have many
+        table = pa.concat_tables([table.slice(i, 1) for i in range(len(rows))])
+    return table
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(_ROW, max_size=8), min_size=1, max_size=4))
-def test_drop_duplicates_matches_a_plain_first_seen_rule(parts):
+@given(st.lists(st.lists(_ROW, max_size=8), min_size=1, max_size=4), st.booleans())
+def test_drop_duplicates_matches_a_plain_first_seen_rule(parts, chunked):
     """Random tables: exactly the rows whose (id, time, name) an earlier row had are dropped."""
-    tables = [
-        pa.table(
-            {
-                "insert_id": pa.array([r[0] for r in rows], pa.string()),
-                "timestamp": pa.array([r[1] for r in rows], pa.timestamp("ns", tz="UTC")),
-                "log_name": pa.array([r[2] for r in rows], pa.string()),
-            }
-        )
-        for rows in parts
-    ]
+    tables = [_table(rows, chunked) for rows in parts]
     seen: set[tuple[object, ...]] = set()
     expected: list[list[tuple[object, ...]]] = []
     for rows in parts:

@@ -6,9 +6,10 @@ text, the query filter and duplicate removal. The normalizer calls them per chun
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
@@ -82,8 +83,25 @@ def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
         arrays["ws_close_reason"],
         arrays["message"],
     )
+    # One pass of all the patterns (no groups) picks the few messages the extraction reads.
+    todo = pc.and_(pc.is_null(codes), pc.match_substring_regex(messages, _ANY_CLOSE_TEXT))
+    rows = pc.indices_nonzero(pc.fill_null(todo, False))
+    if not len(rows):
+        return
+    found_codes, found_reasons = _codes_in(
+        pc.take(codes, rows), pc.take(reasons, rows), pc.take(messages, rows)
+    )
+    mask = pc.fill_null(todo, False)
+    arrays["ws_close_code"] = pc.replace_with_mask(codes, mask, found_codes)
+    arrays["ws_close_reason"] = pc.replace_with_mask(reasons, mask, found_reasons)
+
+
+def _codes_in(
+    codes: pa.Array, reasons: pa.Array, messages: pa.Array
+) -> tuple[pa.Array, pa.Array]:
+    """The first of CLOSE_TEXT_PATTERNS that gives a code, for messages without one."""
     for pattern in CLOSE_TEXT_PATTERNS:
-        todo = pc.and_(pc.is_null(codes), pc.is_valid(messages))
+        todo = pc.is_null(codes)
         if not pc.any(todo).as_py():
             break
         found = pc.extract_regex(pc.if_else(todo, messages, pa.scalar(None, pa.string())), pattern)
@@ -100,7 +118,11 @@ def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
             reason = pc.if_else(pc.equal(reason, ""), pa.scalar(None, pa.string()), reason)
             reasons = pc.if_else(pc.is_valid(code), reason, reasons)
         codes = pc.coalesce(codes, code)
-    arrays["ws_close_code"], arrays["ws_close_reason"] = codes, reasons
+    return codes, reasons
+
+
+#: Any of CLOSE_TEXT_PATTERNS, without their groups.
+_ANY_CLOSE_TEXT: Final = "|".join(re.sub(r"\(\?P<\w+>", "(?:", p) for p in CLOSE_TEXT_PATTERNS)
 
 
 def drop_duplicates(tables: list[pa.Table]) -> int:
@@ -128,16 +150,13 @@ def drop_duplicates(tables: list[pa.Table]) -> int:
         rows = np.arange(len(stamps))
     if not len(rows):
         return 0
-    picked = pa.array(rows)
 
     def codes(column: str, fill: str | None = None) -> np.ndarray:
-        values = pa.chunked_array(
-            [chunk for table in tables for chunk in table[column].chunks],
-            tables[0].schema.field(column).type,
-        ).take(picked)
+        chunks = [chunk for table in tables for chunk in table[column].chunks]
+        values = _take_rows(chunks, rows, tables[0].schema.field(column).type)
         if fill is not None:
             values = pc.fill_null(values, fill)
-        indices = values.combine_chunks().dictionary_encode().indices
+        indices = values.dictionary_encode().indices
         codes_: np.ndarray = pc.fill_null(indices, -1).to_numpy().astype(np.int64)
         return codes_
 
@@ -156,6 +175,19 @@ def drop_duplicates(tables: list[pa.Table]) -> int:
         if mask.any():
             tables[i] = _without(table, np.flatnonzero(mask))
     return int(dup.sum())
+
+
+def _take_rows(chunks: list[pa.Array], rows: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """``rows`` (sorted) of the chunks taken as one array, touching only the chunks they are in
+    (a take over a whole chunked array first joins every chunk)."""
+    starts = np.cumsum([0, *(len(chunk) for chunk in chunks)])
+    cuts = np.searchsorted(rows, starts).tolist()
+    pieces = [
+        chunk.take(pa.array(rows[a:b] - start))
+        for chunk, start, a, b in zip(chunks, starts.tolist(), cuts, cuts[1:], strict=False)
+        if b > a
+    ]
+    return pa.concat_arrays(pieces) if pieces else pa.array([], type_)
 
 
 def _without(table: pa.Table, rows: np.ndarray) -> pa.Table:
