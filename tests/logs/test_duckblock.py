@@ -62,10 +62,17 @@ def test_ordinary_entries_are_not_flagged(cloud_run_entries):
         "{not json",
         "   ",
         '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": NaN}}',
+        # JSON DuckDB reads and Python refuses (or reads as infinity)
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": nan}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": -INF}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": "x",}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": ["x"], }}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": 2 ,}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": 1.5e400}}',
     ],
 )
 def test_lines_sql_could_read_differently_are_flagged(record):
-    """Odd types, missing times, bad JSON, blank lines and NaN are sent back to Python."""
+    """Odd types, missing times, bad or lenient JSON, blank lines and NaN go back to Python."""
     assert _flags([GOOD, record, GOOD]) == [False, True, False]
 
 

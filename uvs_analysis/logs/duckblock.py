@@ -14,8 +14,11 @@ the caller to read in Python instead: invalid JSON, blank lines and non-objects;
 with a value of an unexpected type (a number where text is expected, an object where a
 string is, a string where an object is, any float among the fields read, ``null``); a missing
 timestamp; close codes or statuses written as text other than plain digits; non-ASCII
-severities; NaN or Infinity anywhere. A key is checked wherever it occurs in the line, so a
-flag can be needless (the row then just takes the slower path) but a difference is not missed.
+severities; NaN or Infinity anywhere; what DuckDB's JSON reader accepts beyond the standard
+(``nan``/``inf`` in any case, trailing commas, floats beyond double range) after a member name
+or a string. A key is checked wherever it occurs in the line, so a flag can be needless (the
+row then just takes the slower path) but a difference is not missed. The one exception: those
+lenient forms directly inside an array (``[1, nan]``, ``[1,]``) are read as DuckDB reads them.
 """
 
 from __future__ import annotations
@@ -135,13 +138,26 @@ _TEXT_OR_INT_KEYS: Final = (
     *(key for key, column in FIELD_ALIASES.items() if column != "ws_close_reason"),
 )
 _OBJECT_KEYS: Final = ("resource", "labels", "httpRequest", "jsonPayload")
-#: A value of an unexpected type for a key the normalizer reads, anywhere in the line. An
-#: integer of 19 digits or more counts: the record path may read it as a float.
+#: What DuckDB's JSON reader accepts and Python's refuses or reads otherwise, after a member
+#: name or a string: ``nan``/``inf`` in any case (Python takes only NaN and Infinity, which are
+#: flagged apart, anywhere), a trailing comma, a float beyond double range (Python makes it
+#: inf). Each alternative starts with a quote, which keeps the search fast (the engine skips
+#: to quotes); the same forms elsewhere in an array are not caught.
+_LENIENT_JSON: Final = (
+    r'"\s*:\s*[-+]?(?i:nan|inf)'
+    r'|"\s*(?:[}\]]\s*)?,\s*[}\]]'
+    r'|"\s*:\s*[-+.0-9A-Za-z]+\s*,\s*[}\]]'
+    r'|"\s*:\s*-?[0-9]+(?:\.[0-9]*)?[eE]\+?[0-9]{3}'
+)
+#: A value of an unexpected type for a key the normalizer reads, anywhere in the line, or
+#: JSON only DuckDB reads. An integer of 19 digits or more counts: the record path may read it
+#: as a float.
 _ODD_VALUE: Final = (
     rf'"(?:{_keys(_TEXT_KEYS)})"\s*:\s*[^"\s]'
     rf'|"(?:{_keys(_TEXT_OR_INT_KEYS)})"\s*:\s*'
     rf'(?:[^"\s0-9-]|-?[0-9]+\s*[^\s0-9,}}\]]|-?[0-9]{{19}})'
     rf'|"(?:{_keys(_OBJECT_KEYS)})"\s*:\s*[^{{\s]'
+    rf"|{_LENIENT_JSON}"
 )
 _NON_ASCII: Final = r"[^\x00-\x7f]"
 
