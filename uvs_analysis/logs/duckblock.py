@@ -293,7 +293,10 @@ class Engine:
     def __init__(self, *, threads: int | None = None) -> None:
         import duckdb
 
-        self._con = duckdb.connect(":memory:", config={"preserve_insertion_order": True})
+        # Text comes out as large_string, the type the frame keeps (no cast of every column).
+        self._con = duckdb.connect(
+            ":memory:", config={"preserve_insertion_order": True, "arrow_large_buffer_size": True}
+        )
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._sql = build_query("uvs_lines")
@@ -381,5 +384,7 @@ def batch_columns(
 
 
 def _plain(values: pa.Array, type_: pa.DataType) -> pa.Array:
-    """The column as the plain Arrow type the normalizer's chunks use."""
-    return values if values.type == type_ else pc.cast(values, type_)
+    """The column as the plain Arrow type the normalizer's chunks use (text stays large)."""
+    if values.type == type_ or (type_ == pa.string() and values.type == pa.large_string()):
+        return values
+    return pc.cast(values, type_)
