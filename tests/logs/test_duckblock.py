@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("duckdb")
 
-from uvs_analysis.logs.duckblock import INPUT_SCHEMA, Engine, batch_columns
+from uvs_analysis.logs.duckblock import Engine, batch_columns, input_batch
 from uvs_analysis.logs.normalize import normalize_records
 
 GOOD = {
@@ -22,10 +22,8 @@ GOOD = {
 
 
 def _run(lines: list[str]) -> pa.Table:
-    table = pa.table(
-        {"lineno": pa.array(range(1, len(lines) + 1), pa.int64()), "line": lines},
-        schema=INPUT_SCHEMA,
-    )
+    batch = input_batch(pa.array(range(1, len(lines) + 1), pa.int64()), pa.array(lines))
+    table = pa.Table.from_batches([batch])
     engine = Engine(threads=1)
     try:
         return engine.run(table).sort_by("lineno")

@@ -34,10 +34,20 @@ import pyarrow.compute as pc
 from uvs_analysis.logs.extract import FIELD_ALIASES, PAYLOAD_CONTAINERS, infer_severity
 from uvs_analysis.logs.schema import SEVERITIES
 
-__all__ = ["INPUT_SCHEMA", "OUTPUT_COLUMNS", "Engine", "batch_columns", "build_query"]
+__all__ = [
+    "INPUT_SCHEMA",
+    "OUTPUT_COLUMNS",
+    "Engine",
+    "batch_columns",
+    "build_query",
+    "input_batch",
+]
 
-#: The batches the query reads: 1-based line number and the line's text (newline included).
-INPUT_SCHEMA: Final = pa.schema([("lineno", pa.int64()), ("line", pa.string())])
+#: The batches the query reads: 1-based line number, the line's text (newline included) and
+#: whether the line has a value the record path reads otherwise (``input_batch`` sets it).
+INPUT_SCHEMA: Final = pa.schema(
+    [("lineno", pa.int64()), ("line", pa.string()), ("odd", pa.bool_())]
+)
 
 #: Columns of the query's result besides ``lineno``, ``flag`` and ``line``.
 OUTPUT_COLUMNS: Final = (
@@ -263,7 +273,7 @@ def build_query(source: str, *, lenient: bool = False) -> str:
         # object gives a struct of nulls (no timestamp), one that is not JSON an error (a null
         # struct when lenient). The payload is JSON written by the engine: it always reads.
         "WITH entries AS (\n"
-        f"  SELECT lineno, line, regexp_matches(line, {_sql(_ODD_VALUE)}) AS odd,\n"
+        "  SELECT lineno, line, odd,\n"
         f"    {transform} AS r\n"
         f"  FROM {source}\n"
         "), payloads AS (\n"
@@ -281,6 +291,16 @@ def build_query(source: str, *, lenient: bool = False) -> str:
         + ", ".join(OUTPUT_COLUMNS)
         + " FROM rows"
     )
+
+
+def input_batch(numbers: pa.Array, lines: pa.Array) -> pa.RecordBatch:
+    """The query's input for ``lines`` (string, numbered ``numbers``), their ``odd`` flag set.
+
+    The flag is searched here, with Arrow's regular expressions (the newer engine is about
+    twice as fast as the query's on this pattern), so the caller can do it beside the query.
+    """
+    odd = pc.fill_null(pc.match_substring_regex(lines, _ODD_VALUE), False)
+    return pa.record_batch([numbers, lines, odd], schema=INPUT_SCHEMA)
 
 
 class Engine:

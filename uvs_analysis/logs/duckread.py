@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import pyarrow as pa
 
-from uvs_analysis.logs.duckblock import INPUT_SCHEMA, Engine, batch_columns
+from uvs_analysis.logs.duckblock import INPUT_SCHEMA, Engine, batch_columns, input_batch
 
 if TYPE_CHECKING:
     from uvs_analysis.logs.normalize import Normalizer
@@ -178,7 +178,7 @@ def read_lines(
         try:
             for numbers, lines in feed.lines(blocks):
                 if len(numbers):
-                    yield pa.record_batch([numbers, lines], schema=INPUT_SCHEMA)
+                    yield input_batch(numbers, lines)
         except Exception as exc:  # re-raised below, after the part in flight
             error.append(exc)
 
