@@ -73,6 +73,26 @@ def test_file_through_duckdb_equals_the_records_path(cloud_run_entries, tmp_path
     assert {b.line for b in fast.bad_records} >= {6, 121}
 
 
+def test_parts_on_several_engines_come_back_in_file_order(cloud_run_entries, tmp_path, monkeypatch):
+    """Many small parts spread over four engines: rows and bad records keep the file's order."""
+    monkeypatch.setattr(duckread, "_PART_BYTES", 2048)
+    monkeypatch.setattr(duckread.os, "cpu_count", lambda: 4)
+    records = _odd_records(cloud_run_entries)
+    path = _write(tmp_path / "many.ndjson", records, {17: b"{broken", 90: b"[1]"})
+    load = load_file(path)
+    ids = [r["insertId"] for r in records]
+    assert load.frame["insert_id"].tolist() == [i for i in ids if i in set(load.frame["insert_id"])]
+    assert [b.line for b in load.bad_records] == sorted(b.line for b in load.bad_records)
+    assert {18, 91} <= {b.line for b in load.bad_records}
+
+
+@pytest.mark.parametrize(
+    ("cores", "layout"), [(1, (1, 1)), (2, (2, 1)), (3, (3, 1)), (8, (4, 2)), (64, (4, 16))]
+)
+def test_engine_layout_spreads_cores_over_at_most_four_parts(cores, layout):
+    assert duckread.engine_layout(cores) == layout
+
+
 def test_parts_out_of_order_still_give_file_order(cloud_run_entries, tmp_path, monkeypatch):
     """Rows come back in file order whatever order the engine hands them out in."""
     monkeypatch.setattr(duckread, "_PART_BYTES", 1 << 30)

@@ -1,14 +1,17 @@
 """NDJSON blocks through DuckDB: the reader side of :mod:`uvs_analysis.logs.duckblock`.
 
-The file's decompressed blocks are cut at their last newline and handed to DuckDB as Arrow
-batches of (line number, line) without copying the text; a thread fetches the query's result
-batches while this one adds them to the normalizer, so the parsing (DuckDB, all cores) and the
-column work (Arrow) overlap. Lines the query flags are read record by record with the
-reader's own rules, so line numbers and reasons stay exact.
+The file's decompressed blocks are cut at newlines and handed to DuckDB as Arrow batches of
+(line number, line, odd-value flag) without copying the text. Parts of the file run side by
+side on engines of their own (DuckDB, no GIL) while this thread reads the next part and adds
+the finished results in file order, so parsing and the column work (Arrow) overlap. Lines the
+query flags are read record by record with the reader's own rules, so line numbers and
+reasons stay exact.
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
@@ -21,9 +24,10 @@ from uvs_analysis.logs.duckblock import INPUT_SCHEMA, Engine, batch_columns, inp
 if TYPE_CHECKING:
     from uvs_analysis.logs.normalize import Normalizer
 
-__all__ = ["LineFeed", "available", "cut_lines", "group_parts", "read_lines"]
+__all__ = ["LineFeed", "available", "cut_lines", "engine_layout", "group_parts", "read_lines"]
 
 _PART_BYTES: Final = 48 << 20
+_MAX_ENGINES: Final = 4
 
 
 def available() -> bool:
@@ -172,14 +176,13 @@ def read_lines(
     """
     feed = LineFeed(check_head)
     error: list[BaseException] = []
-    engine = Engine()
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             for numbers, lines in feed.lines(blocks):
                 if len(numbers):
                     yield input_batch(numbers, lines)
-        except Exception as exc:  # re-raised below, after the part in flight
+        except Exception as exc:  # re-raised below, after the parts in flight
             error.append(exc)
 
     def finish(result: pa.Table) -> None:
@@ -190,23 +193,35 @@ def read_lines(
         if progress:
             progress(norm.read)
 
-    # DuckDB (all cores, no GIL) runs a part while this thread reads the next one and adds
-    # the previous result.
+    # Parts run side by side on engines of their own (no GIL) while this thread reads the
+    # next part and adds the results in order.
+    count, threads = engine_layout(os.cpu_count() or 1)
+    engines = [Engine(threads=threads) for _ in range(count)]
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uvs-duckdb") as pool:
-            pending: Future[pa.Table] | None = None
-            for part in group_parts(batches(), INPUT_SCHEMA):
-                future = pool.submit(engine.run, part)
-                if pending is not None:
-                    finish(pending.result())
-                pending = future
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="uvs-duckdb") as pool:
+            pending: deque[Future[pa.Table]] = deque()
+            for index, part in enumerate(group_parts(batches(), INPUT_SCHEMA)):
+                if len(pending) == count:
+                    finish(pending.popleft().result())
+                pending.append(pool.submit(engines[index % count].run, part))
             if error:
                 raise error[0]
-            if pending is not None:
-                finish(pending.result())
+            while pending:
+                finish(pending.popleft().result())
     finally:
-        engine.close()
+        for engine in engines:
+            engine.close()
     return feed.lineno, feed.carry, feed.checked
+
+
+def engine_layout(cores: int) -> tuple[int, int]:
+    """How many engines run parts side by side, and the threads of each, on ``cores``.
+
+    One-thread engines on parts of their own waste less than one engine's threads sharing a
+    part; at most ``_MAX_ENGINES`` parts are in flight (each holds its text and its result).
+    """
+    count = max(1, min(cores, _MAX_ENGINES))
+    return count, max(1, cores // count)
 
 
 def group_parts(
