@@ -67,6 +67,9 @@ def test_ordinary_entries_are_not_flagged(cloud_run_entries):
         '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": ["x"], }}',
         '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": 2 ,}}',
         '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": 1.5e400}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": [1, -Infinity]}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": ["a", NaN]}}',
+        '{"timestamp": "2025-09-15T01:00:00Z", "jsonPayload": {"v": [[2.5, inf]]}}',
     ],
 )
 def test_lines_sql_could_read_differently_are_flagged(record):

@@ -14,11 +14,12 @@ the caller to read in Python instead: invalid JSON, blank lines and non-objects;
 with a value of an unexpected type (a number where text is expected, an object where a
 string is, a string where an object is, any float among the fields read, ``null``); a missing
 timestamp; close codes or statuses written as text other than plain digits; non-ASCII
-severities; NaN or Infinity anywhere; what DuckDB's JSON reader accepts beyond the standard
-(``nan``/``inf`` in any case, trailing commas, floats beyond double range) after a member name
-or a string. A key is checked wherever it occurs in the line, so a flag can be needless (the
-row then just takes the slower path) but a difference is not missed. The one exception: those
-lenient forms directly inside an array (``[1, nan]``, ``[1,]``) are read as DuckDB reads them.
+severities; NaN, Infinity and what DuckDB's JSON reader accepts beyond the standard (``nan``
+or ``inf`` in any case, trailing commas, floats beyond double range) after a member name, a
+string or a number. A key is checked wherever it occurs in the line, so a flag can be needless
+(the row then just takes the slower path) but a difference is not missed. The one exception:
+those forms right after an object or an array inside an array (``[{...}, NaN]``, ``[[1],]``)
+are read as DuckDB reads them.
 """
 
 from __future__ import annotations
@@ -149,12 +150,13 @@ _TEXT_OR_INT_KEYS: Final = (
 )
 _OBJECT_KEYS: Final = ("resource", "labels", "httpRequest", "jsonPayload")
 #: What DuckDB's JSON reader accepts and Python's refuses or reads otherwise, after a member
-#: name or a string: ``nan``/``inf`` in any case (Python takes only NaN and Infinity, which are
-#: flagged apart, anywhere), a trailing comma, a float beyond double range (Python makes it
-#: inf). Each alternative starts with a quote, which keeps the search fast (the engine skips
-#: to quotes); the same forms elsewhere in an array are not caught.
+#: name or a string: ``nan``/``inf``/``Infinity`` in any case, also among numbers in an array
+#: (Python takes NaN and Infinity but writes them as null), a trailing comma, a float beyond
+#: double range (Python makes it infinite). Each alternative starts with a quote, which keeps
+#: the search fast (the engine skips to quotes); the forms after an object or an array inside
+#: an array (``[{...}, nan]``, ``[[1],]``) are not caught.
 _LENIENT_JSON: Final = (
-    r'"\s*:\s*[-+]?(?i:nan|inf)'
+    r'"\s*[:,]\s*[-+0-9.eE,\s\[]*(?i:nan|inf)'
     r'|"\s*(?:[}\]]\s*)?,\s*[}\]]'
     r'|"\s*:\s*[-+.0-9A-Za-z]+\s*,\s*[}\]]'
     r'|"\s*:\s*-?[0-9]+(?:\.[0-9]*)?[eE]\+?[0-9]{3}'
@@ -225,7 +227,6 @@ def build_query(source: str, *, lenient: bool = False) -> str:
         "WHEN left(CAST(r.protoPayload AS VARCHAR), 1) = '{' "
         "THEN CAST(r.protoPayload AS VARCHAR) END"
     )
-    flags.append("contains(line, 'NaN') OR contains(line, 'Infinity')")
     cols["http_method"] = "r.httpRequest.requestMethod"
     cols["http_url"] = "r.httpRequest.requestUrl"
     cols["http_user_agent"] = "r.httpRequest.userAgent"
