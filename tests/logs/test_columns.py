@@ -82,6 +82,22 @@ def test_drop_duplicates_matches_a_plain_first_seen_rule(parts, chunked):
     assert got == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab:/?#.+-1\n é", max_size=30))))
+def test_url_paths_equal_the_path_pattern(urls):
+    """Any text: the path is what URL_PATH_PATTERN's group takes ('/' when empty)."""
+    import re
+
+    from uvs_analysis.logs.extract import URL_PATH_PATTERN
+
+    pattern = re.compile(URL_PATH_PATTERN)
+    expected = [
+        None if u is None else (pattern.match(u).group("path") or "/")  # type: ignore[union-attr]
+        for u in urls
+    ]
+    assert url_paths(pa.array(urls, pa.string())).to_pylist() == expected
+
+
 def test_url_paths():
     """The path of absolute and relative URLs; '/' for a bare host."""
     urls = pa.array(["https://h.example/ws?x=1", "/api/v1/websocket#f", "https://h.example", None])

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from uvs_analysis.logs.extract import CLOSE_TEXT_PATTERNS, URL_PATH_PATTERN
+from uvs_analysis.logs.extract import CLOSE_TEXT_PATTERNS
 from uvs_analysis.logs.schema import SEVERITY_RANK
 
 if TYPE_CHECKING:
@@ -72,8 +72,14 @@ _NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 
 
 def url_paths(urls: pa.Array) -> pa.Array:
-    paths = pc.struct_field(pc.extract_regex(urls, URL_PATH_PATTERN), "path")
-    return pc.if_else(pc.equal(paths, ""), pa.scalar("/"), paths)
+    """The path of each URL (``URL_PATH_PATTERN``); '/' for an empty one."""
+    paths = pc.replace_substring_regex(urls, _NOT_PATH, "")
+    return pc.if_else(pc.equal(paths, ""), pa.scalar("/", paths.type), paths)
+
+
+#: What URL_PATH_PATTERN leaves out of a URL: scheme and host, query and fragment. Removing it
+#: is about twice as fast as extracting the path.
+_NOT_PATH: Final = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*|[?#](?s:.*)"
 
 
 def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
