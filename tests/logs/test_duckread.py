@@ -242,3 +242,18 @@ def test_line_feed_cuts_any_blocks_into_the_file_lines(seed):
     assert feed.carry == (b"" if seed % 2 else b"tail without newline")
     assert isinstance(feed.carry, bytes)
     assert [line for head, _ in heads for line in head] == lines  # every line shown until checked
+
+
+@pytest.mark.parametrize("step", [1, 7, 64, 1 << 20])
+def test_cut_lines_finds_the_same_lines_whatever_the_search_step(step):
+    """The newline search in steps of the scratch array's size finds every line once."""
+    import numpy as np
+
+    text = b"".join(b"x" * (i % 13) + b"\n" for i in range(200)) + b"tail"
+    plain = duckread.cut_lines(text, 5, 1, {})
+    stepped = duckread.cut_lines(text, 5, 1, {}, np.empty(step, np.bool_))
+    assert plain is not None and stepped is not None
+    assert plain[0] == stepped[0] == len(text) - 4
+    assert plain[2].equals(stepped[2]) and plain[1].equals(stepped[1])
+    expected = [line + "\n" for line in text[5:-4].decode().split("\n")[:-1]]
+    assert stepped[2].to_pylist() == expected

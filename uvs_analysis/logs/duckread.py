@@ -28,6 +28,7 @@ __all__ = ["LineFeed", "available", "cut_lines", "engine_layout", "group_parts",
 
 _PART_BYTES: Final = 48 << 20
 _MAX_ENGINES: Final = 4
+_STEP: Final = 1 << 20
 
 
 def available() -> bool:
@@ -62,7 +63,7 @@ class LineFeed:
         self.lineno = 0
         self.carry = b""
         self.checked = False
-        self._scratch = np.empty(0, np.bool_)
+        self._scratch = np.empty(_STEP, np.bool_)
 
     def lines(self, blocks: Iterable[bytes]) -> Iterator[tuple[pa.Array, pa.Array]]:
         """The whole lines of ``blocks``: (1-based numbers, text with its newline)."""
@@ -81,8 +82,6 @@ class LineFeed:
                 yield self._cut(block, start)
 
     def _cut(self, buf: bytes, start: int) -> tuple[pa.Array, pa.Array]:
-        if len(buf) - start > len(self._scratch):
-            self._scratch = np.empty(len(buf) - start, np.bool_)
         cut = cut_lines(buf, start, self.lineno + 1, self.raw, self._scratch)
         if cut is None:
             self.carry = bytes(buf[start:])
@@ -113,16 +112,24 @@ def cut_lines(
         start: where the first line starts.
         first: the first line's number.
         raw: where each line that is not UTF-8 is kept by its number (and sent as '').
-        scratch: a bool array of at least ``len(buf) - start`` reused for the newline search
-            (fresh memory for each block costs more than the search).
+        scratch: a bool array reused for the newline search, which goes a step of its size
+            at a time (fresh memory for each block costs more than the search, and a step
+            that stays in the cache is faster).
 
     Returns:
         The end of the last whole line, the 1-based line numbers (from ``first``) and the lines
         (string, newline included).
     """
     data = np.frombuffer(buf, np.uint8)[start:]
-    mask = np.equal(data, 10, out=None if scratch is None else scratch[: len(data)])
-    ends = np.flatnonzero(mask)
+    if scratch is None:
+        ends = np.flatnonzero(data == 10)
+    else:
+        step = len(scratch)
+        found = [
+            np.flatnonzero(np.equal(data[at : at + step], 10, out=scratch[: len(data) - at])) + at
+            for at in range(0, len(data), step)
+        ]
+        ends = np.concatenate(found) if found else np.empty(0, np.intp)
     if not len(ends):
         return None
     ends += start + 1
