@@ -387,15 +387,13 @@ def batch_columns(
     )
     need = pc.fill_null(need, False)
     if need.true_count:
-        rows = pc.indices_nonzero(need).to_pylist()
-        guesses = [infer_severity(value) for value in pc.filter(text, need).to_pylist()]
-        guessed: list[str | None] = [None] * len(text)
-        flags = [False] * len(text)
-        for row, guess in zip(rows, guesses, strict=True):
-            if guess:
-                guessed[row], flags[row] = guess, True
-        severity = pc.coalesce(severity, pa.array(guessed, pa.string()))
-        inferred = pa.array(flags, pa.bool_())
+        # stderr lines repeat (traceback frames, access logs): guess once per distinct text.
+        texts = pc.dictionary_encode(pc.filter(text, need))
+        distinct = [infer_severity(value) for value in texts.dictionary.to_pylist()]
+        guesses = pc.take(pa.array(distinct, severity.type), texts.indices)
+        guessed = pc.replace_with_mask(pa.nulls(len(text), severity.type), need, guesses)
+        severity = pc.coalesce(severity, guessed)
+        inferred = pc.is_valid(guessed)
     out["severity"] = pc.fill_null(severity, "DEFAULT")
     out["severity_inferred"] = (
         inferred if inferred is not None else pa.array(np.zeros(len(text), dtype=bool))
