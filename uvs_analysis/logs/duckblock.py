@@ -238,11 +238,12 @@ def build_query(source: str, *, lenient: bool = False) -> str:
     cols["http_latency_s"] = (
         f"CASE WHEN {duration} THEN TRY_CAST(rtrim({latency}, 's') AS DOUBLE) END"
     )
-    for column in ("connection_id", "user_id", "run_id", "thread_id", "trace"):
-        cols[column] = _coalesce(
-            [_coalesce([f'{c}."{key}"' for key in _BY_COLUMN[column]]) for c in containers]
-        )
-    cols["trace"] = f"coalesce(r.trace, {cols['trace']})"
+    # One flat coalesce per column: nested ones build a vector for each level.
+    for column in ("connection_id", "user_id", "run_id", "thread_id"):
+        cols[column] = _coalesce([f'{c}."{key}"' for c in containers for key in _BY_COLUMN[column]])
+    cols["trace"] = _coalesce(
+        ["r.trace", *(f'{c}."{key}"' for c in containers for key in _BY_COLUMN["trace"])]
+    )
     # Close codes are rare: the costly checks run only where some code key has a value.
     code_keys = [f'{c}."{key}"' for c in containers for key in _BY_COLUMN["ws_close_code"]]
     any_code = f"{_coalesce(code_keys)} IS NOT NULL"
@@ -261,7 +262,8 @@ def build_query(source: str, *, lenient: bool = False) -> str:
         + " END"
     )
 
-    flags.append("any_code AND (" + " OR ".join(f"coalesce({f}, false)" for f in code_flags) + ")")
+    code_flag = " OR ".join(f"coalesce({f}, false)" for f in code_flags)
+    flags.append(f"CASE WHEN any_code THEN {code_flag} ELSE false END")
     flag = " OR ".join(f"coalesce({f}, false)" for f in flags)
     entry = _sql(json.dumps(_ENTRY))
     payload = _sql(json.dumps(_PAYLOAD))
