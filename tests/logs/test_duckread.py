@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 pytest.importorskip("duckdb")
@@ -257,3 +258,17 @@ def test_cut_lines_finds_the_same_lines_whatever_the_search_step(step):
     assert plain[2].equals(stepped[2]) and plain[1].equals(stepped[1])
     expected = [line + "\n" for line in text[5:-4].decode().split("\n")[:-1]]
     assert stepped[2].to_pylist() == expected
+
+
+def test_parts_grow_from_the_first_size_to_the_limit():
+    """Parts start small and double up to the limit; every batch is in exactly one part."""
+    schema = pa.schema([("n", pa.int64())])
+    batches = [
+        pa.record_batch([pa.array(range(i, i + 100), pa.int64())], schema) for i in range(40)
+    ]
+    per_batch = batches[0].nbytes
+    parts = list(duckread.group_parts(batches, schema, per_batch * 8, first_bytes=per_batch))
+    assert [p.num_rows // 100 for p in parts] == [1, 2, 4, 8, 8, 8, 8, 1]
+    assert pa.concat_tables(parts).column("n").to_pylist() == [
+        n for b in batches for n in b.column(0).to_pylist()
+    ]

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LineFeed", "available", "cut_lines", "engine_layout", "group_parts", "read_lines"]
 
-_PART_BYTES: Final = 48 << 20
+_PART_BYTES: Final = 96 << 20  # each part costs ~30 ms of planning the query
+_FIRST_PART_BYTES: Final = 8 << 20
 _MAX_ENGINES: Final = 4
 _STEP: Final = 1 << 20
 
@@ -207,7 +208,10 @@ def read_lines(
     try:
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix="uvs-duckdb") as pool:
             pending: deque[Future[pa.Table]] = deque()
-            for index, part in enumerate(group_parts(batches(), INPUT_SCHEMA)):
+            parts = group_parts(
+                batches(), INPUT_SCHEMA, _PART_BYTES, first_bytes=_FIRST_PART_BYTES
+            )
+            for index, part in enumerate(parts):
                 if len(pending) == count:
                     finish(pending.popleft().result())
                 pending.append(pool.submit(engines[index % count].run, part))
@@ -232,17 +236,27 @@ def engine_layout(cores: int) -> tuple[int, int]:
 
 
 def group_parts(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, part_bytes: int = _PART_BYTES
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    part_bytes: int = _PART_BYTES,
+    *,
+    first_bytes: int | None = None,
 ) -> Iterator[pa.Table]:
-    """Batches grouped into tables of about ``part_bytes`` of text."""
+    """Batches grouped into tables of about ``part_bytes`` of text.
+
+    With ``first_bytes``, parts start at that size and double up to ``part_bytes``: the engines
+    start sooner, and a small file is still spread over several of them.
+    """
+    limit = min(first_bytes or part_bytes, part_bytes)
     group: list[pa.RecordBatch] = []
     size = 0
     for batch in batches:
         group.append(batch)
         size += batch.nbytes
-        if size >= part_bytes:
+        if size >= limit:
             yield pa.Table.from_batches(group, schema)
             group, size = [], 0
+            limit = min(limit * 2, part_bytes)
     if group:
         yield pa.Table.from_batches(group, schema)
 
