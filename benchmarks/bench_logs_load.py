@@ -407,7 +407,7 @@ def _summarize(results: dict[str, dict[str, Any]], size: int) -> dict[str, Any]:
     }
     peak = results.get("uvs", {}).get("peak_rss_above_baseline_mb")
     if peak is not None:
-        metrics["peak_over_file"] = round(peak * 1024 * 1024 / size, 2)
+        metrics["peak_over_file"] = peak * 1024 * 1024 / size
     targets = []
     for label, metric, op, threshold in TARGETS:
         value = metrics[metric]
@@ -417,12 +417,15 @@ def _summarize(results: dict[str, dict[str, Any]], size: int) -> dict[str, Any]:
             verdict = "PASS" if value >= threshold else "MISS"
         else:
             verdict = "PASS" if value < threshold else "MISS"
-        targets.append({"target": f"{label} {op} {threshold}", "value": value, "verdict": verdict})
-    return {"ratios": metrics, "targets": targets}
+        shown = None if value is None else round(value, 3)
+        targets.append({"target": f"{label} {op} {threshold}", "value": shown, "verdict": verdict})
+    # Verdicts above are on the exact ratios; the report shows them rounded.
+    ratios = {name: None if value is None else round(value, 3) for name, value in metrics.items()}
+    return {"ratios": ratios, "targets": targets}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a and b else None
+    return a / b if a and b else None
 
 
 def _print(report: dict[str, Any]) -> None:
