@@ -238,11 +238,12 @@ def test_line_feed_cuts_any_blocks_into_the_file_lines(seed):
     assert numbers == list(range(1, len(lines) + 1))
     expected = [(line + b"\n").decode() if line != lines[7] else "" for line in lines]
     assert texts == expected
-    assert feed.raw == {8: lines[7]}
+    assert feed.raw == {8: lines[7]} and type(feed.raw[8]) is bytes
     assert feed.lineno == len(lines)
     assert feed.carry == (b"" if seed % 2 else b"tail without newline")
     assert isinstance(feed.carry, bytes)
     assert [line for head, _ in heads for line in head] == lines  # every line shown until checked
+    assert all(type(line) is bytes for head, _ in heads for line in head)
 
 
 @pytest.mark.parametrize("step", [1, 7, 64, 1 << 20])

@@ -210,6 +210,20 @@ def test_invalid_utf8_line_is_a_bad_record(cloud_run_entries, tmp_path):
     assert len(load.frame) == len(cloud_run_entries) - 1
 
 
+def test_bad_lines_in_reused_blocks_are_reported_alike(cloud_run_entries, tmp_path, monkeypatch):
+    """Bad lines deep in a file (blocks read into reused buffers) get the same records."""
+    lines = [json.dumps(e).encode() for e in _many(cloud_run_entries, 20)]
+    lines[61] = b'{"timestamp": "2025-09-15T01:00:00Z", "textPayload": "caf\xe9"}'
+    lines[97] = b'{"timestamp": 12, broken'
+    path = tmp_path / "deep.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    whole = load_file(path)
+    monkeypatch.setattr(files, "_BLOCK", 300)
+    small = load_file(path)
+    assert small.bad_records == whole.bad_records and len(whole.bad_records) == 2
+    pd.testing.assert_frame_equal(small.frame, whole.frame)
+
+
 def test_missing_file_names_the_path(tmp_path):
     """A missing file is a BadInputError that names it."""
     with pytest.raises(BadInputError, match=r"does-not-exist\.json"):

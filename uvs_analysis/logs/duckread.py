@@ -90,7 +90,8 @@ class LineFeed:
         end, numbers, lines = cut
         self.carry = bytes(buf[end:])
         if not self.checked:
-            self.checked = self.check_head(buf[start:end].split(b"\n")[:-1], self.lineno)
+            head = [bytes(line) for line in buf[start:end].split(b"\n")[:-1]]
+            self.checked = self.check_head(head, self.lineno)
         self.lineno += len(numbers)
         return numbers, lines
 
@@ -157,7 +158,7 @@ def _decoded(body: bytes, first: int, raw: dict[int, bytes]) -> list[str]:
         try:
             texts.append(line.decode() + "\n")
         except UnicodeDecodeError:
-            raw[number] = line
+            raw[number] = bytes(line)
             texts.append("")
     return texts
 
