@@ -273,3 +273,26 @@ def test_parts_grow_from_the_first_size_to_the_limit():
     assert pa.concat_tables(parts).column("n").to_pylist() == [
         n for b in batches for n in b.column(0).to_pylist()
     ]
+
+
+def test_an_error_while_reading_surfaces_as_itself(cloud_run_entries, monkeypatch):
+    """A read error midway, parts in flight: the error itself, and the engines stop cleanly."""
+    from uvs_analysis.errors import BadInputError
+    from uvs_analysis.logs.files import _read_line
+    from uvs_analysis.logs.normalize import Normalizer
+
+    monkeypatch.setattr(duckread, "_PART_BYTES", 2048)
+    monkeypatch.setattr(duckread, "_FIRST_PART_BYTES", 1024)
+    block = b"".join(json.dumps(e).encode() + b"\n" for e in cloud_run_entries * 10)
+
+    def blocks():
+        yield block
+        yield block
+        raise BadInputError("log file x could not be read (I/O error)", expected="a readable file")
+
+    import threading
+
+    threads = threading.active_count()
+    with pytest.raises(BadInputError, match="I/O error"):
+        duckread.read_lines(blocks(), Normalizer("x"), None, lambda lines, n: True, _read_line)
+    assert threading.active_count() == threads

@@ -184,15 +184,11 @@ def read_lines(
         The number of whole lines, the unterminated tail and whether the head was checked.
     """
     feed = LineFeed(check_head)
-    error: list[BaseException] = []
 
     def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            for numbers, lines in feed.lines(blocks):
-                if len(numbers):
-                    yield input_batch(numbers, lines)
-        except Exception as exc:  # re-raised below, after the parts in flight
-            error.append(exc)
+        for numbers, lines in feed.lines(blocks):
+            if len(numbers):
+                yield input_batch(numbers, lines)
 
     def finish(result: pa.Table) -> None:
         for batch in result.to_batches():
@@ -203,11 +199,12 @@ def read_lines(
             progress(norm.read)
 
     # Parts run side by side on engines of their own (no GIL) while this thread reads the
-    # next part and adds the results in order.
+    # next part and adds the results in order. The engines are set up in their threads.
     count, threads = engine_layout(os.cpu_count() or 1)
-    engines = [Engine(threads=threads) for _ in range(count)]
+    engines: list[Future[Engine]] = []
     try:
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix="uvs-duckdb") as pool:
+            engines = [pool.submit(Engine, threads=threads) for _ in range(count)]
             pending: deque[Future[pa.Table]] = deque()
             parts = group_parts(
                 batches(), INPUT_SCHEMA, _PART_BYTES, first_bytes=_FIRST_PART_BYTES
@@ -215,15 +212,18 @@ def read_lines(
             for index, part in enumerate(parts):
                 if len(pending) == count:
                     finish(pending.popleft().result())
-                pending.append(pool.submit(engines[index % count].run, part))
-            if error:
-                raise error[0]
+                pending.append(pool.submit(_run, engines[index % count], part))
             while pending:
                 finish(pending.popleft().result())
-    finally:
+    finally:  # the pool has finished every task here
         for engine in engines:
-            engine.close()
+            if engine.exception() is None:
+                engine.result().close()
     return feed.lineno, feed.carry, feed.checked
+
+
+def _run(engine: Future[Engine], part: pa.Table) -> pa.Table:
+    return engine.result().run(part)
 
 
 def engine_layout(cores: int) -> tuple[int, int]:
