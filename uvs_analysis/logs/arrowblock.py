@@ -3,10 +3,10 @@
 pyarrow's JSON reader (C++, multi-threaded) parses the block against an explicit schema of the
 LogEntry fields, and the columns are derived with Arrow compute. Only what Arrow cannot give
 goes through Python, row by row: entries with a ``jsonPayload`` (kept as compact JSON text and
-searched for aliased fields) or a ``protoPayload``, entries without a timestamp, and stderr
-lines whose severity must be inferred. A block the explicit schema does not fit (a wrong
-type, a malformed line, a blank line, invalid UTF-8) is refused, and the caller reads it record
-by record instead, so both paths give the same rows.
+searched for aliased fields) or a ``protoPayload``, entries without a timestamp, and the
+severity of stderr lines without one (inferred once per distinct text). A block the explicit
+schema does not fit (a wrong type, a malformed line, a blank line, invalid UTF-8) is refused,
+and the caller reads it record by record instead, so both paths give the same rows.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pyarrow.json as pj
 from uvs_analysis.logs.extract import FIELD_ALIASES, infer_severity
 from uvs_analysis.logs.schema import SEVERITIES, log_kind_of
 
-__all__ = ["ENTRY_SCHEMA", "block_columns", "log_names", "read_block"]
+__all__ = ["ENTRY_SCHEMA", "block_columns", "log_names", "read_block", "with_inferred_severity"]
 
 _STR: Final = pa.string()
 _LABEL_KEYS: Final = ("instanceId", *FIELD_ALIASES)
@@ -177,21 +177,7 @@ def block_columns(
     text = col["textPayload"]
     severity = pc.utf8_upper(col["severity"])
     severity = pc.coalesce(severity, pa.array(psev, _STR))
-    inferred = [False] * n
-    need = pc.and_(
-        pc.and_(pc.is_null(severity), pc.equal(kinds, "stderr")),
-        pc.is_valid(text),
-    )
-    if need.true_count:
-        guessed: list[Any] = [None] * n
-        for i in pc.indices_nonzero(need).to_pylist():
-            value = text[i].as_py()
-            guess = infer_severity(value) if value else None
-            if guess:
-                guessed[i], inferred[i] = guess, True
-        severity = pc.coalesce(severity, pa.array(guessed, _STR))
-    out["severity"] = pc.fill_null(severity, "DEFAULT")
-    out["severity_inferred"] = pa.array(inferred, pa.bool_())
+    out["severity"], out["severity_inferred"] = with_inferred_severity(severity, kinds, text)
     out["service"] = pc.struct_field(rlabels, "service_name")
     out["revision"] = pc.struct_field(rlabels, "revision_name")
     out["location"] = pc.struct_field(rlabels, "location")
@@ -245,6 +231,28 @@ def log_names(log_name: pa.Array) -> tuple[pa.Array, pa.Array]:
     indices = encoded.indices
     kind = pc.fill_null(pc.take(kinds, indices), "other")
     return kind, pc.take(names, indices)
+
+
+def with_inferred_severity(
+    severity: pa.Array, kinds: pa.Array, text: pa.Array
+) -> tuple[pa.Array, pa.Array]:
+    """``severity`` (DEFAULT where none) and ``severity_inferred``.
+
+    A stderr line without a severity gets the one its text suggests (``infer_severity``),
+    guessed once per distinct text: they repeat (traceback frames, access logs).
+    """
+    need = pc.and_(
+        pc.and_(pc.is_null(severity), pc.equal(kinds, "stderr")),
+        pc.greater(pc.utf8_length(text), 0),
+    )
+    need = pc.fill_null(need, False)
+    if not need.true_count:
+        return pc.fill_null(severity, "DEFAULT"), need
+    texts = pc.dictionary_encode(pc.filter(text, need))
+    distinct = [infer_severity(value) for value in texts.dictionary.to_pylist()]
+    guesses = pc.take(pa.array(distinct, severity.type), texts.indices)
+    guessed = pc.replace_with_mask(pa.nulls(len(text), severity.type), need, guesses)
+    return pc.fill_null(pc.coalesce(severity, guessed), "DEFAULT"), pc.is_valid(guessed)
 
 
 def _label_fields(labels: pa.Array) -> dict[str, pa.Array]:

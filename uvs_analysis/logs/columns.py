@@ -91,13 +91,13 @@ def close_codes_from_text(arrays: dict[str, pa.Array]) -> None:
     )
     # One pass of all the patterns (no groups) picks the few messages the extraction reads.
     todo = pc.and_(pc.is_null(codes), pc.match_substring_regex(messages, _ANY_CLOSE_TEXT))
-    rows = pc.indices_nonzero(pc.fill_null(todo, False))
+    mask = pc.fill_null(todo, False)
+    rows = pc.indices_nonzero(mask)
     if not len(rows):
         return
     found_codes, found_reasons = _codes_in(
         pc.take(codes, rows), pc.take(reasons, rows), pc.take(messages, rows)
     )
-    mask = pc.fill_null(todo, False)
     arrays["ws_close_code"] = pc.replace_with_mask(codes, mask, found_codes)
     arrays["ws_close_reason"] = pc.replace_with_mask(reasons, mask, found_reasons)
 

@@ -28,11 +28,10 @@ import json
 import re
 from typing import Any, Final
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from uvs_analysis.logs.extract import FIELD_ALIASES, PAYLOAD_CONTAINERS, infer_severity
+from uvs_analysis.logs.extract import FIELD_ALIASES, PAYLOAD_CONTAINERS
 from uvs_analysis.logs.schema import SEVERITIES
 
 __all__ = [
@@ -365,7 +364,7 @@ def batch_columns(
         The columns ``Normalizer.add_columns`` takes (timestamps still text), the good rows'
         line numbers, and (line number, raw line) of each flagged row.
     """
-    from uvs_analysis.logs.arrowblock import log_names
+    from uvs_analysis.logs.arrowblock import log_names, with_inferred_severity
 
     flag = batch.column("flag")
     flagged: list[tuple[int, bytes]] = []
@@ -384,25 +383,8 @@ def batch_columns(
     out = {name: col[name] for name in _PASS}
     kinds, names = log_names(col["raw_log_name"])
     out["log_kind"], out["log_name"] = kinds, names
-    text = col["infer_text"]
-    severity = col["severity"]
-    inferred: pa.Array | None = None
-    need = pc.and_(
-        pc.and_(pc.is_null(severity), pc.equal(kinds, "stderr")),
-        pc.greater(pc.utf8_length(text), 0),
-    )
-    need = pc.fill_null(need, False)
-    if need.true_count:
-        # stderr lines repeat (traceback frames, access logs): guess once per distinct text.
-        texts = pc.dictionary_encode(pc.filter(text, need))
-        distinct = [infer_severity(value) for value in texts.dictionary.to_pylist()]
-        guesses = pc.take(pa.array(distinct, severity.type), texts.indices)
-        guessed = pc.replace_with_mask(pa.nulls(len(text), severity.type), need, guesses)
-        severity = pc.coalesce(severity, guessed)
-        inferred = pc.is_valid(guessed)
-    out["severity"] = pc.fill_null(severity, "DEFAULT")
-    out["severity_inferred"] = (
-        inferred if inferred is not None else pa.array(np.zeros(len(text), dtype=bool))
+    out["severity"], out["severity_inferred"] = with_inferred_severity(
+        col["severity"], kinds, col["infer_text"]
     )
     out["message"] = col["message"]
     return out, batch.column("lineno"), flagged
