@@ -233,6 +233,7 @@ def test_line_feed_cuts_any_blocks_into_the_file_lines(seed):
 
     numbers, texts = [], []
     for number_array, line_array in feed.lines(bytearray(b) if seed % 3 else b for b in blocks):
+        assert len(number_array) == len(line_array) > 0
         numbers += number_array.to_pylist()
         texts += line_array.to_pylist()
     assert numbers == list(range(1, len(lines) + 1))

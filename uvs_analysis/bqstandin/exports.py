@@ -258,7 +258,4 @@ def _batches(feed: LineFeed, blocks: Iterable[bytes]) -> Iterator[pa.RecordBatch
     """The feed's lines as ``INPUT_SCHEMA`` batches (no timestamp fixes yet)."""
     ts_fix = INPUT_SCHEMA.field("ts_fix").type
     for numbers, lines in feed.lines(blocks):
-        if len(numbers):
-            yield pa.record_batch(
-                [numbers, lines, pa.nulls(len(numbers), ts_fix)], schema=INPUT_SCHEMA
-            )
+        yield pa.record_batch([numbers, lines, pa.nulls(len(numbers), ts_fix)], schema=INPUT_SCHEMA)

@@ -67,7 +67,7 @@ class LineFeed:
         self._scratch = np.empty(_STEP, np.bool_)
 
     def lines(self, blocks: Iterable[bytes]) -> Iterator[tuple[pa.Array, pa.Array]]:
-        """The whole lines of ``blocks``: (1-based numbers, text with its newline)."""
+        """The whole lines of ``blocks``: (1-based numbers, text with its newline), never none."""
         for block in blocks:
             start = 0
             if self.carry:
@@ -78,26 +78,22 @@ class LineFeed:
                 start = newline + 1
                 joined = self.carry + block[:start]
                 self.carry = b""
-                yield self._cut(joined, 0)
+                yield from self._cut(joined, 0)
             if start < len(block):
-                yield self._cut(block, start)
+                yield from self._cut(block, start)
 
-    def _cut(self, buf: bytes, start: int) -> tuple[pa.Array, pa.Array]:
+    def _cut(self, buf: bytes, start: int) -> Iterator[tuple[pa.Array, pa.Array]]:
         cut = cut_lines(buf, start, self.lineno + 1, self.raw, self._scratch)
         if cut is None:
             self.carry = bytes(buf[start:])
-            return _NO_NUMBERS, _NO_LINES
+            return
         end, numbers, lines = cut
         self.carry = bytes(buf[end:])
         if not self.checked:
             head = [bytes(line) for line in buf[start:end].split(b"\n")[:-1]]
             self.checked = self.check_head(head, self.lineno)
         self.lineno += len(numbers)
-        return numbers, lines
-
-
-_NO_NUMBERS: Final = pa.array([], pa.int64())
-_NO_LINES: Final = pa.array([], pa.string())
+        yield numbers, lines
 
 
 def cut_lines(
@@ -187,8 +183,7 @@ def read_lines(
 
     def batches() -> Iterator[pa.RecordBatch]:
         for numbers, lines in feed.lines(blocks):
-            if len(numbers):
-                yield input_batch(numbers, lines)
+            yield input_batch(numbers, lines)
 
     def finish(result: pa.Table) -> None:
         for batch in result.to_batches():
